@@ -1,0 +1,49 @@
+# Two commands do everything on a fresh machine with Python 3.10+: `make train` and `make test`.
+# Both create .venv if missing and install aidpose into it (editable) before running.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Keep torch/torchvision at the builds on this machine's disk (no multi-GB download); lift with PIP_CONSTRAINT=
+PIP_CONSTRAINT ?= $(CURDIR)/.ci/pip-constraints.txt
+export PIP_CONSTRAINT
+export NO_ALBUMENTATIONS_UPDATE := 1
+
+ARGS ?=
+
+.PHONY: install train test lint format bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+install: $(VENV)/.installed
+
+## train the default config (SynthPose, CPU); extra Hydra overrides via ARGS="backbone=resnet18 dropper=cutout"
+train: install
+	$(PY) -m aidpose.train $(ARGS)
+
+## lint + the whole test suite
+test: install lint
+	$(PY) -m pytest -q $(ARGS)
+
+lint: install
+	$(PY) -m ruff check src tests scripts
+	$(PY) -m ruff format --check src tests scripts
+
+format: install
+	$(PY) -m ruff check --fix src tests scripts
+	$(PY) -m ruff format src tests scripts
+
+## speed benchmarks (print JSON)
+bench: install
+	$(PY) scripts/bench_pipeline.py
+	$(PY) scripts/bench_train_loop.py
+	$(PY) scripts/bench_synthpose.py
+	$(PY) scripts/bench_droppers.py
+	$(PY) scripts/bench_eval.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

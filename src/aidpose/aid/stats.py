@@ -1,0 +1,66 @@
+"""Share of visible keypoints that lost their appearance to a dropper (``train/aid_dropped_kpt_frac``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DroppedKeypointStats:
+    """Per-joint counts of visible keypoints and of those among them whose pixel was dropped.
+
+    Add instances to accumulate over batches or an epoch.
+    """
+
+    visible: np.ndarray  # (K,) int64
+    dropped: np.ndarray  # (K,) int64
+
+    @classmethod
+    def empty(cls, num_keypoints: int) -> DroppedKeypointStats:
+        zeros = np.zeros(num_keypoints, dtype=np.int64)
+        return cls(visible=zeros, dropped=zeros.copy())
+
+    def __add__(self, other: DroppedKeypointStats) -> DroppedKeypointStats:
+        if self.visible.shape != other.visible.shape:
+            raise ValueError(f"cannot add stats of {self.visible.size} and {other.visible.size} keypoints")
+        return DroppedKeypointStats(
+            visible=self.visible + other.visible, dropped=self.dropped + other.dropped
+        )
+
+    @property
+    def fraction(self) -> float:
+        """Share of all visible keypoints that were dropped (NaN when none was visible)."""
+        total = int(self.visible.sum())
+        return float(self.dropped.sum()) / total if total else float("nan")
+
+    @property
+    def per_joint(self) -> np.ndarray:
+        """(K,) share of each joint's visible keypoints that were dropped (NaN where none was visible)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.visible > 0, self.dropped / np.maximum(self.visible, 1), np.nan)
+
+
+def dropped_keypoint_stats(
+    dropped: np.ndarray, visibility: np.ndarray, min_visibility: int = 2
+) -> DroppedKeypointStats:
+    """Count, per joint, the visible keypoints and the dropped ones among them.
+
+    Args:
+        dropped: (..., K) bool flags from a dropper (e.g. N×K for a batch).
+        visibility: (..., K) COCO visibility of the same keypoints.
+        min_visibility: a keypoint counts as visible when v ≥ this (2: visible in the image, as COCO's
+            v=1 keypoints have no appearance to lose; 1: every labelled keypoint, e.g. for 0/1 weights).
+    """
+    dropped = np.asarray(dropped, dtype=bool)
+    visibility = np.asarray(visibility)
+    if dropped.shape != visibility.shape or dropped.ndim == 0:
+        raise ValueError(
+            f"dropped {dropped.shape} and visibility {visibility.shape} must have the same (..., K) shape"
+        )
+    visible = (visibility >= min_visibility).reshape(-1, dropped.shape[-1])
+    hit = dropped.reshape(-1, dropped.shape[-1]) & visible
+    return DroppedKeypointStats(
+        visible=visible.sum(axis=0, dtype=np.int64), dropped=hit.sum(axis=0, dtype=np.int64)
+    )

@@ -1,0 +1,17 @@
+"""Keypoint codecs: keypoints ↔ training targets / network outputs."""
+
+from aidpose.codecs.udp_heatmap import (
+    decode_to_image,
+    decode_udp_heatmaps,
+    encode_udp_heatmaps,
+    flip_back_heatmaps,
+    heatmap_to_input,
+)
+
+__all__ = [
+    "decode_to_image",
+    "decode_udp_heatmaps",
+    "encode_udp_heatmaps",
+    "flip_back_heatmaps",
+    "heatmap_to_input",
+]

@@ -1,0 +1,162 @@
+"""UDP Gaussian heatmaps (Huang et al., CVPR 2020): encoding, DARK-UDP decoding and flip-back.
+
+Heatmap pixel ``(x, y)`` corresponds to input pixel ``(x, y) · stride`` with
+``stride = (input_size - 1) / (heatmap_size - 1)`` per axis: the first and last pixel centres of the
+input and the heatmap coincide. Everything is vectorised over instances and joints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from aidpose.transforms.affine import apply_affine
+
+
+def udp_stride(input_size: Sequence[int], heatmap_size: Sequence[int]) -> np.ndarray:
+    """Input pixels per heatmap pixel (x, y) under UDP: ``(input - 1) / (heatmap - 1)``."""
+    return (np.asarray(input_size, dtype=np.float64) - 1) / (np.asarray(heatmap_size, dtype=np.float64) - 1)
+
+
+def encode_udp_heatmaps(
+    keypoints: np.ndarray,
+    weights: np.ndarray,
+    input_size: Sequence[int],
+    heatmap_size: Sequence[int],
+    sigma: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian heatmaps ``(K, h, w)`` float32 and target weights ``(K,)`` float32 of one instance.
+
+    ``keypoints`` (K, 2) are in input pixels. Each joint gets an unnormalised Gaussian (peak 1) centred at
+    its exact sub-pixel heatmap position, restricted (as in mmpose's UDP codec) to the integer window
+    ``[μ - 3σ, μ + 3σ]`` around ``μ = trunc(p + 0.5)``. A joint's weight (and heatmap) is zeroed when its
+    weight is below 0.5 or when the window lies outside the heatmap by mmpose's test: window start
+    ``>= size`` or window end (exclusive) ``< 0`` on either axis.
+    """
+    w, h = heatmap_size
+    size = np.array([w, h])
+    mu = np.asarray(keypoints, dtype=np.float64) / udp_stride(input_size, heatmap_size)
+    radius = 3.0 * sigma
+    centre = np.trunc(mu + 0.5)
+    lo = np.trunc(centre - radius)[:, :, None]  # first pixel of the window, (K, 2, 1)
+    hi = np.trunc(centre + radius + 1)[:, :, None]  # one past its last pixel
+    weights = np.asarray(weights, dtype=np.float32)
+    valid = (weights >= 0.5) & (lo[:, :, 0] < size).all(axis=1) & (hi[:, :, 0] >= 0).all(axis=1)
+
+    # separable Gaussian: 1-D profiles along x and y on one grid, then their outer product per joint
+    grid = np.arange(max(w, h), dtype=np.float64)
+    d = grid - mu[:, :, None]
+    profiles = (np.exp(d * d * (-0.5 / sigma**2)) * ((grid >= lo) & (grid < hi))).astype(np.float32)
+    profiles[:, 1] *= valid[:, None]
+    heatmaps = np.einsum("ki,kj->kij", profiles[:, 1, :h], profiles[:, 0, :w])
+    return heatmaps, np.where(valid, weights, np.float32(0.0))
+
+
+def gaussian_blur_heatmaps(heatmaps: np.ndarray, kernel_size: int) -> np.ndarray:
+    """DARK modulation: blur ``(..., h, w)`` maps (zero border) and rescale each to its original maximum.
+
+    All maps are blurred in one cv2 call: they are stacked vertically, separated by zero rows at least
+    half a kernel high, which is the same as blurring each map with a zero border.
+    """
+    if kernel_size < 1 or kernel_size % 2 != 1:
+        raise ValueError(f"blur_kernel_size must be odd (11 for sigma=2, 17 for sigma=3), got {kernel_size}")
+    *batch, h, w = heatmaps.shape
+    gap = kernel_size // 2
+    stacked = np.zeros((int(np.prod(batch)), h + gap, w), dtype=np.float32)
+    stacked[:, :h] = heatmaps.reshape(-1, h, w)
+    blurred = cv2.GaussianBlur(
+        stacked.reshape(-1, w), (kernel_size, kernel_size), 0, borderType=cv2.BORDER_CONSTANT
+    )
+    blurred = blurred.reshape(stacked.shape)[:, :h].reshape(heatmaps.shape)
+    peak = heatmaps.max(axis=(-2, -1), keepdims=True).astype(np.float32)
+    blurred_peak = blurred.max(axis=(-2, -1), keepdims=True)
+    ratio = np.divide(peak, blurred_peak, out=np.ones_like(peak), where=blurred_peak != 0)
+    return blurred * ratio
+
+
+def _to_numpy(array: np.ndarray | torch.Tensor) -> np.ndarray:
+    if isinstance(array, torch.Tensor):
+        return array.detach().float().cpu().numpy()
+    return np.asarray(array)
+
+
+def decode_udp_heatmaps(
+    heatmaps: np.ndarray | torch.Tensor, blur_kernel_size: int = 11
+) -> tuple[np.ndarray, np.ndarray]:
+    """Heatmaps ``(N, K, h, w)`` → coordinates ``(N, K, 2)`` in heatmap pixels and maxima ``(N, K)``.
+
+    Argmax, then one Newton step on the log of the DARK-blurred heatmap (values clipped to
+    ``[1e-3, 50]``, edge-padded derivatives), as mmpose's ``refine_keypoints_dark_udp``. Joints whose
+    maximum is ``<= 0`` start from (-1, -1).
+    """
+    hm = _to_numpy(heatmaps).astype(np.float32, copy=False)
+    n, k, h, w = hm.shape
+    if n * k == 0:
+        return np.zeros((n, k, 2), dtype=np.float32), np.zeros((n, k), dtype=np.float32)
+    flat = hm.reshape(n, k, h * w)
+    idx = flat.argmax(axis=-1)
+    maxvals = np.take_along_axis(flat, idx[..., None], axis=-1)[..., 0]
+    coords = np.stack([idx % w, idx // w], axis=-1).astype(np.float64)
+    coords[maxvals <= 0] = -1.0
+
+    blurred = gaussian_blur_heatmaps(hm, blur_kernel_size)
+    x, y = coords[..., 0].astype(np.int64), coords[..., 1].astype(np.int64)
+    ni, ki = np.arange(n)[:, None], np.arange(k)[None, :]
+
+    def at(dy: int, dx: int) -> np.ndarray:
+        """log of the clipped blurred map at (x + dx, y + dy), edge-replicated outside the map."""
+        values = blurred[ni, ki, np.clip(y + dy, 0, h - 1), np.clip(x + dx, 0, w - 1)]
+        return np.log(np.clip(values.astype(np.float64), 1e-3, 50.0))
+
+    c, xp, xm, yp, ym = at(0, 0), at(0, 1), at(0, -1), at(1, 0), at(-1, 0)
+    dx = 0.5 * (xp - xm)
+    dy = 0.5 * (yp - ym)
+    dxx = xp - 2 * c + xm
+    dyy = yp - 2 * c + ym
+    dxy = 0.5 * (at(1, 1) - xp - yp + 2 * c - xm - ym + at(-1, -1))
+    eps = np.finfo(np.float32).eps
+    a, d = dxx + eps, dyy + eps
+    det = a * d - dxy * dxy
+    safe = det != 0
+    det = np.where(safe, det, 1.0)
+    offset = np.stack([(d * dx - dxy * dy) / det, (a * dy - dxy * dx) / det], axis=-1)
+    coords -= np.where(safe[..., None], offset, 0.0)
+    return coords.astype(np.float32), maxvals.astype(np.float32)
+
+
+def heatmap_to_input(
+    coords: np.ndarray, input_size: Sequence[int], heatmap_size: Sequence[int]
+) -> np.ndarray:
+    """Heatmap pixel coordinates ``(..., 2)`` → input (crop) pixel coordinates (UDP)."""
+    return np.asarray(coords) * udp_stride(input_size, heatmap_size)
+
+
+def decode_to_image(
+    heatmaps: np.ndarray | torch.Tensor,
+    inv_affine: np.ndarray,
+    input_size: Sequence[int],
+    heatmap_size: Sequence[int],
+    blur_kernel_size: int = 11,
+) -> np.ndarray:
+    """Heatmaps ``(N, K, h, w)`` and crop→image matrices ``(N, 2, 3)`` → ``(N, K, 3)`` [x, y, score]."""
+    coords, maxvals = decode_udp_heatmaps(heatmaps, blur_kernel_size)
+    image_xy = apply_affine(heatmap_to_input(coords, input_size, heatmap_size), np.asarray(inv_affine))
+    return np.concatenate([image_xy, maxvals[..., None]], axis=-1).astype(np.float32)
+
+
+def flip_back_heatmaps(
+    heatmaps: np.ndarray | torch.Tensor, flip_index: Sequence[int] | np.ndarray | torch.Tensor
+) -> np.ndarray | torch.Tensor:
+    """Heatmaps ``(N, K, h, w)`` of a mirrored crop → heatmaps of the original crop.
+
+    Mirrors the width axis and swaps left/right channels (``out[:, k] = in[:, flip_index[k]]``). Under
+    UDP the mirror ``x → (w - 1) - x`` of the input is exactly the reversal of the heatmap columns, so
+    there is no one-pixel shift. Returns the same type as ``heatmaps``.
+    """
+    if isinstance(heatmaps, torch.Tensor):
+        index = torch.as_tensor(flip_index, device=heatmaps.device, dtype=torch.long)
+        return heatmaps.flip(-1).index_select(-3, index)
+    return np.take(np.asarray(heatmaps)[..., ::-1], np.asarray(flip_index), axis=-3)

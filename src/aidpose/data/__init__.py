@@ -1,0 +1,1 @@
+"""Datasets, annotation loading and the per-sample pipelines."""

@@ -1,0 +1,53 @@
+"""``evaluate_results``: the one call that turns a COCO keypoint results list into metrics."""
+
+from __future__ import annotations
+
+from aidpose.data.keypoints import get_layout
+from aidpose.evaluation.annotations import AnnotationSource, load_ground_truth
+from aidpose.evaluation.cocoeval import evaluate_coco
+from aidpose.evaluation.crowdpose import evaluate_crowdpose
+from aidpose.evaluation.results import ResultsSource, detections_from_results, load_results
+from aidpose.evaluation.visibility import evaluate_visibility
+
+DATASETS = ("coco", "crowdpose")
+
+
+def evaluate_results(
+    ann_file: AnnotationSource, results: ResultsSource, dataset: str = "coco"
+) -> dict[str, float]:
+    """Keypoint metrics of ``results`` on the ground truth ``ann_file``.
+
+    Args:
+        ann_file: COCO-format keypoint annotation file (path, or the already-parsed dict).
+        results: COCO keypoint results — a list of dicts with ``image_id``, ``category_id``,
+            ``keypoints`` ([x, y, score] * K) and ``score`` — or the path of its JSON file.
+        dataset: ``"coco"`` or ``"crowdpose"``.
+
+    Returns:
+        ``"coco"``: ``AP, AP50, AP75, APM, APL, AR, AR50, AR75, ARM, ARL`` equal to pycocotools
+        ``COCOeval(iouType="keypoints")`` (20 detections per image, OKS thresholds 0.50:0.05:0.95), plus
+        ``AP_vis`` and ``AP_invis``: the AP of the same predictions on a copy of the ground truth that
+        keeps only visible keypoints (v=2; v=1 set to 0) and on one that keeps only occluded keypoints
+        (v=1; v=2 set to 0), num_keypoints recounted and instances left without keypoints ignored, each
+        instance keeping its full-person ``area`` as the OKS scale (see :mod:`aidpose.evaluation.visibility`).
+
+        ``"crowdpose"``: ``AP, AP50, AP75, AR, AR50, AR75, AP_easy, AP_medium, AP_hard`` equal to the
+        official CrowdPose evaluation (OKS area ``0.53 * box area``, crowdIndex split at 0.2 and 0.8;
+        see :mod:`aidpose.evaluation.crowdpose`).
+
+        Empty results give 0 for every metric that has ground truth. A metric with no ground truth to
+        score against (e.g. APM without medium-sized people) is -1, as in pycocotools.
+
+    Raises:
+        ValueError: a results entry is malformed (missing field, wrong number of keypoints, NaN/inf,
+            image or category id not in the annotation file) — the message names the first such entry
+            by index and image_id; or the annotation file lacks what the protocol needs.
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {list(DATASETS)}")
+    layout = get_layout(dataset)
+    gt = load_ground_truth(ann_file, layout.num_keypoints)
+    dt = detections_from_results(load_results(results), gt)
+    if dataset == "crowdpose":
+        return evaluate_crowdpose(gt, dt, layout.sigmas)
+    return {**evaluate_coco(gt, dt, layout.sigmas), **evaluate_visibility(gt, dt, layout.sigmas)}

@@ -1,0 +1,81 @@
+"""timm backbones that return one feature map for a heatmap head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import timm
+import torch
+from timm.models import clean_state_dict
+from torch import nn
+
+
+class TimmBackbone(nn.Module):
+    """A timm model built with ``features_only`` that returns the feature map at ``out_index``.
+
+    Args:
+        name: timm model name (resnet18, resnet50, hrnet_w18_small, hrnet_w32, hrnet_w48, ...).
+        out_index: which of the model's feature levels feeds the head (ResNet: 4 = stride 32 for
+            SimpleBaseline; HRNet: 1 = the stride-4 highest-resolution branch).
+        pretrained: load timm's (ImageNet) weights from its hub; needs network access or a warm cache.
+        weights: path to a local checkpoint (a timm/torchvision state dict, or a Lightning checkpoint
+            whose ``state_dict`` holds ``net.backbone.*`` keys) loaded after construction.
+        feature_location: timm's HRNet option; "" gives the raw branch outputs a pose head wants.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        out_index: int,
+        pretrained: bool = False,
+        weights: str | None = None,
+        feature_location: str | None = None,
+    ) -> None:
+        super().__init__()
+        kwargs = {} if feature_location is None else {"feature_location": feature_location}
+        try:
+            self.body = timm.create_model(
+                name, pretrained=pretrained, features_only=True, out_indices=(out_index,), **kwargs
+            )
+        except RuntimeError as err:
+            if pretrained:
+                raise RuntimeError(
+                    f"backbone.pretrained=true could not fetch timm weights for {name!r} ({err}). "
+                    "Without network access pass a local file with backbone.weights=PATH instead."
+                ) from err
+            raise
+        self.out_channels: int = self.body.feature_info.channels()[-1]
+        self.stride: int = self.body.feature_info.reduction()[-1]
+        if weights is not None:
+            load_backbone_weights(self.body, weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)[-1]
+
+
+def load_backbone_weights(body: nn.Module, path: str | Path) -> None:
+    """Load a local weight file into a timm ``features_only`` model, reporting what did not match."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"backbone.weights={path}: no such file (give a .pth/.ckpt/.safetensors path)")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    if "state_dict" in state:  # a Lightning checkpoint of this project
+        prefix = "net.backbone.body."
+        state = {k[len(prefix) :]: v for k, v in state["state_dict"].items() if k.startswith(prefix)}
+    state = clean_state_dict(state)
+    own = body.state_dict()
+    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not matched:
+        raise ValueError(
+            f"backbone.weights={path}: none of its {len(state)} tensors match the backbone's parameter names"
+        )
+    body.load_state_dict(matched, strict=False)
+    if len(matched) < len(own):
+        print(f"[aidpose] backbone.weights: {len(own) - len(matched)} backbone tensors not in {path.name} (kept at init)")
+    if len(matched) < len(state):
+        print(f"[aidpose] backbone.weights: {len(state) - len(matched)} tensors of {path.name} unused (e.g. classifier)")

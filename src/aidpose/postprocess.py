@@ -1,0 +1,74 @@
+"""From decoded keypoints to COCO results: cross-rank gathering, rescoring and OKS-NMS."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import torch.distributed as dist
+
+from aidpose.evaluation import oks_nms, soft_oks_nms
+from aidpose.evaluation.results import rescore_by_keypoints
+
+
+def gather_predictions(outputs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Concatenate per-batch prediction dicts, gather them from every rank, drop duplicates.
+
+    The distributed sampler pads the last batch with repeated samples; each instance carries its
+    dataset ``index``, so keeping the first occurrence of every index restores the exact
+    single-process prediction set, ordered by index.
+    """
+    local = {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]} if outputs else {}
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        parts: list[dict[str, np.ndarray]] = [{} for _ in range(dist.get_world_size())]
+        dist.all_gather_object(parts, local)
+        parts = [p for p in parts if p]
+        local = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
+    if not local:
+        return {}
+    _, first = np.unique(local["index"], return_index=True)
+    return {k: v[first] for k, v in local.items()}
+
+
+def topdown_results(
+    predictions: dict[str, np.ndarray],
+    *,
+    sigmas: np.ndarray,
+    nms: str = "oks",
+    nms_thr: float = 0.9,
+    kpt_score_thr: float = 0.2,
+    category_id: int = 1,
+) -> list[dict]:
+    """COCO keypoint results from top-down predictions.
+
+    Each instance is rescored as HRNet/UDP do (box score × mean confidence of the keypoints above
+    ``kpt_score_thr``), then OKS-NMS (or soft-OKS-NMS, or none) runs per image.
+    """
+    if not predictions:
+        return []
+    if nms not in ("oks", "soft_oks", "none"):
+        raise ValueError(f"test.nms={nms!r}: choose one of 'oks', 'soft_oks', 'none'")
+    keypoints = predictions["keypoints"]
+    scores = rescore_by_keypoints(predictions["bbox_score"], keypoints[..., 2], kpt_score_thr)
+    by_image: dict[int, list[int]] = defaultdict(list)
+    for i, image_id in enumerate(predictions["image_id"].tolist()):
+        by_image[image_id].append(i)
+    results = []
+    for image_id, members in by_image.items():
+        idx = np.asarray(members)
+        if nms == "oks":
+            keep = idx[oks_nms(keypoints[idx], scores[idx], predictions["area"][idx], sigmas, nms_thr)]
+        elif nms == "soft_oks":
+            keep = idx[soft_oks_nms(keypoints[idx], scores[idx], predictions["area"][idx], sigmas, nms_thr)]
+        else:
+            keep = idx
+        for i in keep.tolist():
+            results.append(
+                {
+                    "image_id": int(image_id),
+                    "category_id": category_id,
+                    "keypoints": [round(float(v), 3) for v in keypoints[i].reshape(-1)],
+                    "score": float(scores[i]),
+                }
+            )
+    return results

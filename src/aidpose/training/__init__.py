@@ -1,0 +1,1 @@
+"""Lightning glue: the pose module, the data module, the LR schedule and callbacks."""

@@ -1,0 +1,91 @@
+"""Unbiased (UDP) affine geometry of the top-down crop: boxes, warp matrices, point transforms.
+
+Coordinates are continuous pixel coordinates with pixel (row i, col j) centred at (x=j, y=i), and sizes
+are (width, height). Under UDP (Huang et al., CVPR 2020) a crop of ``output_size = (w, h)`` pixels spans
+``w - 1`` by ``h - 1`` pixel units between its first and last pixel centres, so the box ``scale`` (in
+image pixels) is mapped onto ``(w - 1, h - 1)`` and the box centre onto ``((w - 1) / 2, (h - 1) / 2)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def fix_aspect_ratio(scale: np.ndarray, aspect_ratio: float) -> np.ndarray:
+    """Grow ``scale`` (..., 2) = (w, h) along one axis so that ``w / h == aspect_ratio``."""
+    scale = np.asarray(scale, dtype=np.float64)
+    w, h = scale[..., 0], scale[..., 1]
+    wide = w > aspect_ratio * h
+    return np.stack([np.where(wide, w, h * aspect_ratio), np.where(wide, w / aspect_ratio, h)], axis=-1)
+
+
+def box_to_center_scale(
+    bbox_xywh: np.ndarray, aspect_ratio: float, padding: float = 1.25
+) -> tuple[np.ndarray, np.ndarray]:
+    """Box(es) ``(..., 4)`` as (x, y, w, h) → centre ``(..., 2)`` and scale ``(..., 2)`` in pixels.
+
+    The scale is the box grown to the input aspect ratio (``width / height``) and multiplied by
+    ``padding``.
+    """
+    box = np.asarray(bbox_xywh, dtype=np.float64)
+    center = box[..., :2] + 0.5 * box[..., 2:4]
+    return center, fix_aspect_ratio(box[..., 2:4], aspect_ratio) * padding
+
+
+def udp_warp_matrix(
+    center: np.ndarray,
+    scale: np.ndarray,
+    rotation_deg: float,
+    output_size: Sequence[int],
+    flip: bool = False,
+) -> np.ndarray:
+    """2×3 float32 matrix mapping image pixels to crop pixels (UDP).
+
+    The box of size ``scale`` around ``center``, rotated by ``rotation_deg``, fills the crop: ``center``
+    maps to ``((w - 1) / 2, (h - 1) / 2)`` and ``scale`` to ``(w - 1, h - 1)`` crop pixels. With ``flip``
+    the crop is mirrored (``x' = (w - 1) - x``), so a flipped sample needs one warp of the original image.
+    """
+    w, h = output_size
+    sx = (w - 1) / float(scale[0])
+    sy = (h - 1) / float(scale[1])
+    cos, sin = math.cos(math.radians(rotation_deg)), math.sin(math.radians(rotation_deg))
+    cx, cy = float(center[0]), float(center[1])
+    # crop = S·R·(p - c) + (out - 1) / 2
+    a = np.array([[sx * cos, -sx * sin], [sy * sin, sy * cos]])
+    t = np.array([(w - 1) * 0.5, (h - 1) * 0.5]) - a @ np.array([cx, cy])
+    if flip:
+        a[0] = -a[0]
+        t[0] = (w - 1) - t[0]
+    return np.concatenate([a, t[:, None]], axis=1).astype(np.float32)
+
+
+def invert_affine(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of 2×3 affine matrices ``(..., 2, 3)``, in float64."""
+    m = np.asarray(matrix, dtype=np.float64)
+    a_inv = np.linalg.inv(m[..., :2])
+    t_inv = -np.einsum("...ij,...j->...i", a_inv, m[..., 2])
+    return np.concatenate([a_inv, t_inv[..., None]], axis=-1)
+
+
+def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply 2×3 matrix ``(2, 3)`` or ``(..., 2, 3)`` to points ``(..., P, 2)``."""
+    m = np.asarray(matrix)
+    return np.asarray(points) @ np.swapaxes(m[..., :2], -1, -2) + m[..., None, :, 2]
+
+
+def clip_boxes(boxes_xywh: np.ndarray, image_sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Clip (x, y, w, h) boxes ``(N, 4)`` to their images ``(N, 2)`` = (width, height).
+
+    Corners are clipped to the first/last pixel centre ``[0, width - 1] × [0, height - 1]`` (as mmpose
+    does). Returns the clipped boxes (float32) and a mask of boxes with positive width and height.
+    """
+    boxes = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
+    limits = np.asarray(image_sizes, dtype=np.float64).reshape(-1, 2) - 1.0
+    x1y1 = np.clip(boxes[:, :2], 0.0, limits)
+    x2y2 = np.clip(boxes[:, :2] + boxes[:, 2:], 0.0, limits)
+    wh = x2y2 - x1y1
+    valid = (wh > 0).all(axis=1)
+    return np.concatenate([x1y1, wh], axis=1).astype(np.float32), valid

@@ -1,0 +1,133 @@
+"""Top-down training augmentation of HRNet/UDP: flip, half-body, scale and rotation.
+
+Only the per-sample parameters are sampled here (plain numpy draws with clipping); the image is warped
+once by the dataset with the resulting UDP matrix (flip folded in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from aidpose.transforms.affine import fix_aspect_ratio
+
+HALF_BODY_PADDING = 1.5
+"""Half-body box = box of the chosen joints, grown to the input aspect ratio, × this factor (HRNet)."""
+
+
+class AugmentationParams(NamedTuple):
+    """Per-sample crop parameters: box centre and scale (image px), rotation (degrees), flip."""
+
+    center: np.ndarray
+    scale: np.ndarray
+    rotation: float
+    flip: bool
+    half_body: bool
+
+
+def sample_scale_factor(rng: np.random.Generator, sigma: float) -> float:
+    """Scale factor ``1 + sigma·N(0, 1)`` clipped to ``[1 - sigma, 1 + sigma]``."""
+    return min(max(1.0 + sigma * rng.standard_normal(), 1.0 - sigma), 1.0 + sigma)
+
+
+def sample_rotation(rng: np.random.Generator, sigma: float, max_deg: float, prob: float) -> float:
+    """With probability ``prob``, an angle ``sigma·N(0, 1)`` clipped to ``±max_deg``; otherwise 0."""
+    if rng.random() >= prob:
+        return 0.0
+    return min(max(sigma * rng.standard_normal(), -max_deg), max_deg)
+
+
+def half_body_box(
+    keypoints: np.ndarray,
+    upper_body_ids: Sequence[int],
+    prefer_upper: bool,
+    aspect_ratio: float,
+    padding: float = HALF_BODY_PADDING,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Centre and scale of the upper- or lower-body box of one person, or None (HRNet's rule).
+
+    ``keypoints`` (K, 3) holds (x, y, v) in image pixels; joints with ``v > 0`` count. The preferred half
+    is used if it has more than two labelled joints, otherwise the other half if it has more than two,
+    otherwise the upper half. The box spans the chosen joints (centre = their mean), grown to the aspect
+    ratio and multiplied by ``padding``; None if fewer than two joints are chosen or they all coincide.
+    """
+    labelled = keypoints[:, 2] > 0
+    upper = np.zeros(len(keypoints), dtype=bool)
+    upper[list(upper_body_ids)] = True
+    upper_xy = keypoints[labelled & upper, :2]
+    lower_xy = keypoints[labelled & ~upper, :2]
+    first, second = (upper_xy, lower_xy) if prefer_upper else (lower_xy, upper_xy)
+    chosen = first if len(first) > 2 else second if len(second) > 2 else upper_xy
+    if len(chosen) < 2:
+        return None
+    size = chosen.max(axis=0) - chosen.min(axis=0)
+    if not size.any():
+        return None
+    center = chosen.mean(axis=0)
+    return center, fix_aspect_ratio(size, aspect_ratio) * padding
+
+
+@dataclass(frozen=True)
+class TopDownAugmentation:
+    """HRNet/UDP augmentation settings (defaults as in HRNet and the AID paper).
+
+    Args:
+        flip_prob: probability of a horizontal flip.
+        half_body_prob: probability of a half-body crop, for persons with MORE than
+            ``half_body_min_keypoints`` labelled joints.
+        scale_sigma: scale factor ``~ N(1, scale_sigma)`` clipped to ``[1 - σ, 1 + σ]``.
+        rotation_sigma, rotation_max, rotation_prob: rotation ``~ N(0, rotation_sigma)`` degrees clipped
+            to ``±rotation_max``, applied with probability ``rotation_prob``.
+    """
+
+    flip_prob: float = 0.5
+    half_body_prob: float = 0.3
+    half_body_min_keypoints: int = 8
+    scale_sigma: float = 0.35
+    rotation_sigma: float = 45.0
+    rotation_max: float = 90.0
+    rotation_prob: float = 0.6
+
+    def __post_init__(self) -> None:
+        for name in ("flip_prob", "half_body_prob", "rotation_prob"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"TopDownAugmentation.{name} must be a probability in [0, 1], got {value}")
+        if not 0.0 <= self.scale_sigma < 1.0:
+            raise ValueError(f"TopDownAugmentation.scale_sigma must be in [0, 1), got {self.scale_sigma}")
+        for name in ("rotation_sigma", "rotation_max", "half_body_min_keypoints"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TopDownAugmentation.{name} must be >= 0, got {getattr(self, name)}")
+
+    def sample(
+        self,
+        rng: np.random.Generator,
+        keypoints: np.ndarray,
+        center: np.ndarray,
+        scale: np.ndarray,
+        aspect_ratio: float,
+        upper_body_ids: Sequence[int],
+    ) -> AugmentationParams:
+        """Draw one sample's crop parameters from ``rng``.
+
+        ``keypoints`` (K, 3) are (x, y, v) in image pixels; ``center``/``scale`` describe the padded box.
+        Order as in HRNet: half-body box (upper or lower half preferred with probability 0.5 each), then
+        scale and rotation, then flip.
+        """
+        half_body = False
+        if (
+            self.half_body_prob > 0
+            and np.count_nonzero(keypoints[:, 2] > 0) > self.half_body_min_keypoints
+            and rng.random() < self.half_body_prob
+        ):
+            box = half_body_box(keypoints, upper_body_ids, bool(rng.random() < 0.5), aspect_ratio)
+            if box is not None:
+                center, scale = box
+                half_body = True
+        scale = scale * sample_scale_factor(rng, self.scale_sigma)
+        rotation = sample_rotation(rng, self.rotation_sigma, self.rotation_max, self.rotation_prob)
+        flip = bool(rng.random() < self.flip_prob)
+        return AugmentationParams(center, scale, rotation, flip, half_body)

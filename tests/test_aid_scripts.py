@@ -1,0 +1,66 @@
+"""The droppers' benchmark, picture and notebook run end to end on the real COCO fixture."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import cv2
+import pytest
+
+
+def load_script(repo_root: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, repo_root / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_show_droppers_writes_the_grid(repo_root, coco_mini, tmp_path, capsys):
+    show = load_script(repo_root, "show_droppers")
+    out = tmp_path / "grid.png"
+    show.main(
+        [
+            "--out",
+            str(out),
+            "--coco",
+            str(coco_mini),
+            "--synthpose-cache",
+            str(tmp_path / "sp"),
+            "--crops",
+            "2",
+        ]
+    )
+    grid = cv2.imread(str(out))
+    columns = len(show.droppers())
+    assert "4 crops" in capsys.readouterr().out
+    assert grid.shape[1] >= columns * 192 and grid.shape[0] >= 4 * 256
+
+
+def test_bench_droppers_prints_its_json(repo_root, coco_mini, capsys):
+    bench = load_script(repo_root, "bench_droppers")
+    bench.main(["--number", "2", "--repeat", "1", "--pipeline-passes", "1", "--coco", str(coco_mini)])
+    report = json.loads(capsys.readouterr().out)
+    for size in ("256x192", "512x512"):
+        assert set(report["per_call"][size]) == {"Cutout", "RandomErasing", "HideAndSeek", "GridMask"}
+        assert all(
+            row["drop_us"] > 0 and row["counterpart_us"] > 0 for row in report["per_call"][size].values()
+        )
+    pipeline = report["topdown_pipeline"]
+    assert pipeline["status"] == "measured"
+    assert all(0 < row["dropper_share"] < 1 for row in pipeline["droppers"].values())
+
+
+@pytest.mark.slow
+def test_notebook_runs(repo_root, coco_mini, tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    notebook = nbformat.read(repo_root / "notebooks" / "droppers.ipynb", as_version=4)
+    monkeypatch.setenv("PYTHONPATH", str(repo_root / "src"))
+    monkeypatch.setenv("AIDPOSE_COCO_MINI", str(coco_mini))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nbclient.NotebookClient(notebook, timeout=300, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = "".join(o.get("text", "") for cell in notebook.cells for o in cell.get("outputs", []))
+    assert "keypoints unchanged: True" in outputs and "HideAndSeek" in outputs

@@ -1,0 +1,54 @@
+"""Backbones, heads and the loss: output shapes, strides, weight loading, and the loss formula."""
+
+import pytest
+import torch
+
+from aidpose.models import ConvHead, DeconvHead, KeypointMSELoss, PoseNet, TimmBackbone
+
+
+@pytest.mark.parametrize(
+    ("name", "out_index", "feature_location", "head", "channels"),
+    [
+        ("resnet18", 4, None, DeconvHead, 512),
+        ("hrnet_w18_small", 1, "", ConvHead, 16),
+    ],
+)
+def test_pose_net_outputs_quarter_resolution_heatmaps(name, out_index, feature_location, head, channels):
+    backbone = TimmBackbone(name, out_index=out_index, feature_location=feature_location)
+    assert backbone.out_channels == channels
+    net = PoseNet(backbone, head, num_keypoints=17).eval()
+    with torch.no_grad():
+        out = net(torch.zeros(2, 3, 128, 96))
+    assert out.shape == (2, 17, 32, 24)
+
+
+def test_deconv_head_upsamples_8x():
+    head = DeconvHead(in_channels=8, num_keypoints=5, num_deconv_layers=3, deconv_channels=4)
+    assert head(torch.zeros(1, 8, 2, 3)).shape == (1, 5, 16, 24)
+
+
+def test_local_weights_are_loaded(tmp_path):
+    source = TimmBackbone("resnet18", out_index=4)
+    path = tmp_path / "resnet18.pth"
+    torch.save(source.body.state_dict(), path)
+    loaded = TimmBackbone("resnet18", out_index=4, weights=str(path))
+    for (k, a), b in zip(source.body.state_dict().items(), loaded.body.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_missing_or_foreign_weights_give_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="backbone.weights"):
+        TimmBackbone("resnet18", out_index=4, weights=str(tmp_path / "nope.pth"))
+    path = tmp_path / "foreign.pth"
+    torch.save({"something.else": torch.zeros(3)}, path)
+    with pytest.raises(ValueError, match="none of its 1 tensors match"):
+        TimmBackbone("resnet18", out_index=4, weights=str(path))
+
+
+def test_mse_loss_with_target_weight():
+    pred = torch.zeros(1, 2, 2, 2)
+    target = torch.ones(1, 2, 2, 2)
+    weight = torch.tensor([[1.0, 0.0]])
+    # joint 0: squared error 1 on 4 pixels, joint 1 masked → 0.5 * mean over 8 values = 0.5 * 4/8
+    assert KeypointMSELoss()(pred, target, weight).item() == pytest.approx(0.25)
+    assert KeypointMSELoss(use_target_weight=False)(pred, target, weight).item() == pytest.approx(0.5)

@@ -1,0 +1,42 @@
+"""End-to-end training through the CLI (``python -m aidpose.train``) on a tiny SynthPose."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_debug_fast_run_writes_metrics_and_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_cli("aidpose.train", "debug=fast", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert set(summary["metrics"]) >= {"AP", "AP50", "AP75", "APM", "APL", "AR", "AP_vis", "AP_invis"}
+    assert summary["choices"]["backbone"] == "hrnet_w18_small"
+    assert summary["choices"]["dropper"] == "none"
+    assert summary["epochs"] == 1
+    ckpt = torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["aidpose_config"]["dataset"]["name"] == "synthpose"
+    assert (run_dir / "csv").is_dir()
+    assert "[aidpose] run folder:" in proc.stdout
+
+
+def test_missing_dataset_folder_is_one_clear_error(tmp_path):
+    proc = run_cli(
+        "aidpose.train", "debug=fast", "dataset=coco", f"dataset.source.root={tmp_path / 'nowhere'}",
+        f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "nowhere" in proc.stderr and "dataset.source.root" in proc.stderr
+
+
+def test_unknown_choice_lists_options(tmp_path):
+    proc = run_cli("aidpose.train", "dropper=dropout", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "Available options" in proc.stderr and "cutout" in proc.stderr
