@@ -27,7 +27,9 @@ from aidpose.training.topdown_module import TopDownPoseModule
 class InMemoryBatches(Dataset):
     """Fixed random samples shaped like the top-down pipeline's output."""
 
-    def __init__(self, n: int, input_size: tuple[int, int], heatmap_size: tuple[int, int], k: int = 17) -> None:
+    def __init__(
+        self, n: int, input_size: tuple[int, int], heatmap_size: tuple[int, int], k: int = 17
+    ) -> None:
         g = torch.Generator().manual_seed(0)
         (w, h), (hw, hh) = input_size, heatmap_size
         self.images = torch.randint(0, 256, (n, 3, h, w), generator=g, dtype=torch.uint8)
@@ -60,7 +62,14 @@ def make_module(args: argparse.Namespace) -> TopDownPoseModule:
         heatmap_size=(24, 32),
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
-        test={"flip": True, "blur_kernel": 7, "nms": "oks", "nms_thr": 0.9, "kpt_score_thr": 0.2, "dataset": "coco"},
+        test={
+            "flip": True,
+            "blur_kernel": 7,
+            "nms": "oks",
+            "nms_thr": 0.9,
+            "kpt_score_thr": 0.2,
+            "dataset": "coco",
+        },
     )
 
 
@@ -72,7 +81,9 @@ def bare_loop(module: TopDownPoseModule, loader: DataLoader, epochs: int) -> flo
     s = module.schedule
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda step: lr_factor(step, len(loader), s.scaled_milestones, s.gamma, s.warmup_steps, s.warmup_ratio),
+        lambda step: lr_factor(
+            step, len(loader), s.scaled_milestones, s.gamma, s.warmup_steps, s.warmup_ratio
+        ),
     )
     module.train()
     start = time.perf_counter()
@@ -142,7 +153,7 @@ def main() -> None:
         "bare_ms_per_step": round(1000 * min(bare) / steps, 2),
         "lightning_ms_per_step": round(1000 * min(lit) / steps, 2),
         "lightning_overhead_pct": round(100 * (min(lit) - min(bare)) / min(bare), 2),
-        "lightning_fit_setup_s": round(min(f - t for f, t in zip(fit, lit)), 3),
+        "lightning_fit_setup_s": round(min(f - t for f, t in zip(fit, lit, strict=True)), 3),
         "threads": torch.get_num_threads(),
     }
     print(json.dumps(result, indent=2))

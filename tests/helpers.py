@@ -37,6 +37,9 @@ def run_cli(module: str, *args: str, cwd: Path, timeout: float = 600) -> subproc
         "NO_ALBUMENTATIONS_UPDATE": "1",
         "WANDB_MODE": "disabled",
         "HF_HUB_OFFLINE": "1",
+        # one OpenMP thread per process: spinning threads of concurrent processes (DDP ranks, loader
+        # workers) on 2 cores slow each other down 10× or more
+        "OMP_NUM_THREADS": "1",
         "AIDPOSE_DATA_DIR": str(cwd / "data"),
     }
     return subprocess.run(

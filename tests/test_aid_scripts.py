@@ -8,7 +8,6 @@ from pathlib import Path
 from types import ModuleType
 
 import cv2
-import pytest
 
 
 def load_script(repo_root: Path, name: str) -> ModuleType:
@@ -51,16 +50,3 @@ def test_bench_droppers_prints_its_json(repo_root, coco_mini, capsys):
     pipeline = report["topdown_pipeline"]
     assert pipeline["status"] == "measured"
     assert all(0 < row["dropper_share"] < 1 for row in pipeline["droppers"].values())
-
-
-@pytest.mark.slow
-def test_notebook_runs(repo_root, coco_mini, tmp_path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    notebook = nbformat.read(repo_root / "notebooks" / "droppers.ipynb", as_version=4)
-    monkeypatch.setenv("PYTHONPATH", str(repo_root / "src"))
-    monkeypatch.setenv("AIDPOSE_COCO_MINI", str(coco_mini))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    nbclient.NotebookClient(notebook, timeout=300, resources={"metadata": {"path": str(tmp_path)}}).execute()
-    outputs = "".join(o.get("text", "") for cell in notebook.cells for o in cell.get("outputs", []))
-    assert "keypoints unchanged: True" in outputs and "HideAndSeek" in outputs

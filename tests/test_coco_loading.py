@@ -85,7 +85,7 @@ def test_detection_boxes_and_filters(coco_mini: Path) -> None:
     det_file = coco_mini / "test_coco_det_AP_H_56.json"
     detections = json.loads(det_file.read_text())
     _, all_boxes, summary = load_instances(
-        coco_mini / "test_coco.json", coco_mini, num_keypoints=17, boxes="det", det_file=det_file
+        coco_mini / "test_coco.json", coco_mini, num_keypoints=17, boxes="detections", det_file=det_file
     )
     assert len(all_boxes) == len(detections) == summary["detections"]
     assert (all_boxes.ann_id == -1).all() and not all_boxes.keypoints.any()
@@ -95,7 +95,7 @@ def test_detection_boxes_and_filters(coco_mini: Path) -> None:
         coco_mini / "test_coco.json",
         coco_mini,
         num_keypoints=17,
-        boxes="det",
+        boxes="detections",
         det_file=det_file,
         det_score_thr=0.2,
         min_box_area=32 * 32,
@@ -120,7 +120,7 @@ def test_detections_of_other_categories_and_images_are_counted(tmp_path: Path) -
             ]
         )
     )
-    _, records, summary = load_instances(ann_file, images, num_keypoints=17, boxes="det", det_file=det_file)
+    _, records, summary = load_instances(ann_file, images, num_keypoints=17, boxes="detections", det_file=det_file)
     assert len(records) == 1 and records.image_id.tolist() == [1]
     assert summary["skipped_non_person"] == 1 and summary["skipped_unknown_image"] == 1
     assert summary["skipped_empty_box"] == 1
@@ -138,9 +138,9 @@ def test_missing_image_folder_and_det_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"image folder not found: .*nowhere"):
         load_instances(ann_file, tmp_path / "nowhere", num_keypoints=17)
     with pytest.raises(FileNotFoundError, match=r"detection results file not found: .*dets\.json"):
-        load_instances(ann_file, images, num_keypoints=17, boxes="det", det_file=tmp_path / "dets.json")
+        load_instances(ann_file, images, num_keypoints=17, boxes="detections", det_file=tmp_path / "dets.json")
     with pytest.raises(ValueError, match="det_file"):
-        load_instances(ann_file, images, num_keypoints=17, boxes="det")
+        load_instances(ann_file, images, num_keypoints=17, boxes="detections")
 
 
 def test_missing_image_files_raise_or_are_skipped(tmp_path: Path) -> None:

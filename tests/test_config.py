@@ -15,7 +15,17 @@ OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF_DIR / g).glob("*.ya
 
 
 def test_every_axis_has_a_group():
-    expected = {"paradigm", "backbone", "dropper", "schedule", "dataset", "trainer", "logger", "debug", "experiment"}
+    expected = {
+        "paradigm",
+        "backbone",
+        "dropper",
+        "schedule",
+        "dataset",
+        "trainer",
+        "logger",
+        "debug",
+        "experiment",
+    }
     assert expected <= set(GROUPS)
 
 

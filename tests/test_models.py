@@ -32,16 +32,16 @@ def test_local_weights_are_loaded(tmp_path):
     path = tmp_path / "resnet18.pth"
     torch.save(source.body.state_dict(), path)
     loaded = TimmBackbone("resnet18", out_index=4, weights=str(path))
-    for (k, a), b in zip(source.body.state_dict().items(), loaded.body.state_dict().values()):
+    for (k, a), b in zip(source.body.state_dict().items(), loaded.body.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
 
 
 def test_missing_or_foreign_weights_give_clear_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="backbone.weights"):
+    with pytest.raises(FileNotFoundError, match=r"backbone\.weights"):
         TimmBackbone("resnet18", out_index=4, weights=str(tmp_path / "nope.pth"))
     path = tmp_path / "foreign.pth"
     torch.save({"something.else": torch.zeros(3)}, path)
-    with pytest.raises(ValueError, match="none of its 1 tensors match"):
+    with pytest.raises(ValueError, match=r"none of its 1 tensors match"):
         TimmBackbone("resnet18", out_index=4, weights=str(path))
 
 
@@ -52,3 +52,13 @@ def test_mse_loss_with_target_weight():
     # joint 0: squared error 1 on 4 pixels, joint 1 masked → 0.5 * mean over 8 values = 0.5 * 4/8
     assert KeypointMSELoss()(pred, target, weight).item() == pytest.approx(0.25)
     assert KeypointMSELoss(use_target_weight=False)(pred, target, weight).item() == pytest.approx(0.5)
+
+
+def test_parameters_that_cannot_reach_the_head_are_frozen():
+    # HRNet's last fusion layers of the low-resolution branches never get a gradient (DDP rejects them)
+    hrnet = TimmBackbone("hrnet_w18_small", out_index=1, feature_location="")
+    frozen = [n for n, p in hrnet.named_parameters() if not p.requires_grad]
+    assert frozen and all("stage4" in n for n in frozen)
+    hrnet(torch.zeros(1, 3, 64, 64)).sum().backward()
+    assert all(p.grad is not None for p in hrnet.parameters() if p.requires_grad)
+    assert all(p.requires_grad for p in TimmBackbone("resnet18", out_index=4).parameters())

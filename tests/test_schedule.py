@@ -31,7 +31,9 @@ def test_tiny_scale_never_gives_zero_epochs():
     ],
 )
 def test_lr_factor(step, expected):
-    got = lr_factor(step, steps_per_epoch=10, milestones=[17, 20], gamma=0.1, warmup_steps=100, warmup_ratio=0.001)
+    got = lr_factor(
+        step, steps_per_epoch=10, milestones=[17, 20], gamma=0.1, warmup_steps=100, warmup_ratio=0.001
+    )
     assert got == pytest.approx(expected)
 
 

@@ -169,11 +169,11 @@ def test_augmentation_follows_torch_seed(coco_mini: Path) -> None:
 def test_options_are_validated(coco_mini: Path) -> None:
     det = coco_mini / "test_coco_det_AP_H_56.json"
     with pytest.raises(ValueError, match="boxes='gt'"):
-        _dataset(coco_mini, train=True, boxes="det", det_file=det)
+        _dataset(coco_mini, train=True, boxes="detections", det_file=det)
     with pytest.raises(ValueError, match="sigma"):
         TopDownDataset(coco_mini / "test_coco.json", coco_mini, train=False, input_size=(192, 256),
                        heatmap_size=(48, 64), sigma=0.0)  # fmt: skip
-    val = _dataset(coco_mini, train=False, boxes="det", det_file=det, det_score_thr=0.5)
+    val = _dataset(coco_mini, train=False, boxes="detections", det_file=det, det_score_thr=0.5)
     assert (val.records.ann_id == -1).all() and val[0]["target_weight"].sum() == 0
 
 

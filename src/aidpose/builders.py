@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from functools import partial
 from typing import Any
 
@@ -41,7 +42,9 @@ def build_datamodule(cfg: DictConfig, dropper: Any | None = None) -> PoseDataMod
         "padding": p.padding,
         "skip_unreadable_images": p.data.skip_unreadable_images,
     }
-    train = partial(TopDownDataset, train=True, augmentation=instantiate(p.augmentation), dropper=dropper, **common)
+    train = partial(
+        TopDownDataset, train=True, augmentation=instantiate(p.augmentation), dropper=dropper, **common
+    )
     val = partial(
         TopDownDataset,
         train=False,
@@ -88,8 +91,108 @@ def build_module(cfg: DictConfig) -> TopDownPoseModule:
 
 def plain_config(cfg: DictConfig) -> dict[str, Any]:
     """The resolved run config as plain containers (storable in checkpoints), without Hydra's own node."""
-    return {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k] for k in cfg if k != "hydra"}
+    return {
+        k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+        for k in cfg
+        if k != "hydra"
+    }
 
 
 def build_schedule(cfg: DictConfig) -> Schedule:
     return instantiate(cfg.schedule, milestones=list(cfg.schedule.milestones))
+
+
+def command_line_keys() -> set[str]:
+    """Keys and groups set on this run's command line (``hydra.overrides.task``), e.g. ``{"test.flip"}``."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not HydraConfig.initialized():
+        return set()
+    overrides = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+    return {o.key_or_group for o in overrides}
+
+
+def _plain_node(cfg: DictConfig, key: str) -> DictConfig:
+    """A flag-free copy of ``cfg[key]`` whose interpolations resolve against the config it is put in."""
+    return OmegaConf.create(OmegaConf.to_container(cfg[key], resolve=False))
+
+
+def config_from_checkpoint(
+    ckpt: dict[str, Any], cfg: DictConfig, ckpt_path: str, given: Collection[str] = ()
+) -> DictConfig:
+    """The run config to rebuild a checkpoint's model with and evaluate it under ``cfg``'s options.
+
+    Model and paradigm (backbone, head, input/heatmap size, normalisation) come from the config stored in
+    the checkpoint (``aidpose_config``); the backbone loads no pretrained weights (the checkpoint has them).
+    From ``cfg`` (an evaluate/predict config): ``paths``, ``trainer`` and ``task_name`` when it has them,
+    ``dataset`` unless null (null: the checkpoint's dataset), ``num_workers``/``batch_size`` unless null
+    (they set ``paradigm.data.num_workers``/``val_batch_size``). Test options: the checkpoint's own
+    (they belong to its experiment, e.g. the blur kernel of its heatmap sigma), completed by ``cfg.test``
+    for keys the checkpoint lacks, overridden by the ``test.*`` keys in ``given`` (set on the command
+    line; a ``test=NAME`` group choice takes all of ``cfg.test``). ``test.dataset`` (which metric)
+    follows the evaluated dataset unless given.
+    """
+    stored = ckpt.get("aidpose_config")
+    if not isinstance(stored, dict):
+        raise ValueError(
+            f"checkpoint {ckpt_path} has no 'aidpose_config' (the run config aidpose.train stores): it was "
+            "not written by aidpose.train, so its model cannot be rebuilt. Use a last.ckpt/best.ckpt of a run."
+        )
+    run = OmegaConf.create(stored)
+    for key in ("paths", "trainer", "task_name"):
+        if key in cfg:
+            run[key] = _plain_node(cfg, key) if OmegaConf.is_config(cfg[key]) else cfg[key]
+    if cfg.get("dataset") is not None:
+        if cfg.dataset.layout != run.dataset.layout:
+            raise ValueError(
+                f"checkpoint {ckpt_path} predicts {run.dataset.layout!r} keypoints, dataset="
+                f"{cfg.dataset.name} has {cfg.dataset.layout!r} keypoints: evaluate on a dataset of its layout"
+            )
+        run.dataset = _plain_node(cfg, "dataset")
+    if "backbone" in run:
+        run.backbone.pretrained = False
+        run.backbone.weights = None
+    run.dropper = None
+    if cfg.get("num_workers") is not None:
+        run.paradigm.data.num_workers = cfg.num_workers
+    if cfg.get("batch_size") is not None:
+        run.paradigm.data.val_batch_size = cfg.batch_size
+    cli_test = _plain_node(cfg, "test")
+    if "test" in given:
+        run.test = cli_test
+    else:
+        stored_test = {k: v for k, v in stored.get("test", {}).items() if k != "dataset"}
+        run.test = OmegaConf.merge(cli_test, stored_test)
+        for key in {k.split(".")[1] for k in given if k.startswith("test.")}:
+            if key in cli_test:
+                run.test[key] = cli_test[key]
+    return run
+
+
+def load_module_from_checkpoint(run: DictConfig, ckpt: dict[str, Any], ckpt_path: str) -> TopDownPoseModule:
+    """The module of ``run`` (see :func:`config_from_checkpoint`) with the checkpoint's weights, in eval mode."""
+    module = build_module(run)
+    try:
+        module.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        raise ValueError(
+            f"checkpoint {ckpt_path}: its weights do not fit the model of its stored config ({err})"
+        ) from err
+    return module.eval()
+
+
+def dropper_option(name: str, field: str) -> dict[str, Any]:
+    """The dropper config ``conf/dropper/<name>.yaml`` (Hydra's config search path); ``field`` for errors."""
+    from hydra import compose
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import MissingConfigException
+
+    try:
+        node = compose(config_name=f"dropper/{name}").get("dropper")
+    except MissingConfigException:
+        options = GlobalHydra.instance().config_loader().get_group_options("dropper")
+        raise ValueError(f"{field}={name!r} is not a dropper config; choose one of {options}") from None
+    if node is None:
+        raise ValueError(f"{field}={name!r} drops nothing: choose a dropper (e.g. cutout)")
+    return OmegaConf.to_container(node, resolve=True)

@@ -36,13 +36,15 @@ def topdown_results(
     sigmas: np.ndarray,
     nms: str = "oks",
     nms_thr: float = 0.9,
+    soft_nms_thr: float = 0.3,
     kpt_score_thr: float = 0.2,
     category_id: int = 1,
 ) -> list[dict]:
     """COCO keypoint results from top-down predictions.
 
     Each instance is rescored as HRNet/UDP do (box score × mean confidence of the keypoints above
-    ``kpt_score_thr``), then OKS-NMS (or soft-OKS-NMS, or none) runs per image.
+    ``kpt_score_thr``), then per image OKS-NMS at ``nms_thr`` (``nms="oks"``), Gaussian soft-OKS-NMS at
+    ``soft_nms_thr`` (``"soft_oks"``: overlapping poses keep decayed scores, at most 20 per image) or none.
     """
     if not predictions:
         return []
@@ -56,19 +58,21 @@ def topdown_results(
     results = []
     for image_id, members in by_image.items():
         idx = np.asarray(members)
+        kpts, image_scores, areas = keypoints[idx], scores[idx], predictions["area"][idx]
         if nms == "oks":
-            keep = idx[oks_nms(keypoints[idx], scores[idx], predictions["area"][idx], sigmas, nms_thr)]
-        elif nms == "soft_oks":
-            keep = idx[soft_oks_nms(keypoints[idx], scores[idx], predictions["area"][idx], sigmas, nms_thr)]
+            keep = oks_nms(kpts, image_scores, areas, sigmas, nms_thr)
+            kept_scores = image_scores[keep]
+        elif nms == "soft_oks":  # decays the scores of overlapping poses instead of dropping them
+            keep, kept_scores = soft_oks_nms(kpts, image_scores, areas, sigmas, soft_nms_thr)
         else:
-            keep = idx
-        for i in keep.tolist():
+            keep, kept_scores = np.arange(len(idx)), image_scores
+        for j, score in zip(np.asarray(keep).tolist(), np.asarray(kept_scores).tolist(), strict=True):
             results.append(
                 {
                     "image_id": int(image_id),
                     "category_id": category_id,
-                    "keypoints": [round(float(v), 3) for v in keypoints[i].reshape(-1)],
-                    "score": float(scores[i]),
+                    "keypoints": [round(float(v), 3) for v in kpts[j].reshape(-1)],
+                    "score": float(score),
                 }
             )
     return results

@@ -7,21 +7,31 @@ choices), ``last.ckpt`` / ``best.ckpt``, the logger's files and ``.hydra/`` (the
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 import aidpose  # noqa: F401  (sets offline-friendly environment defaults)
+
+log = logging.getLogger(__name__)
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra task: train, return val AP (for sweepers)."""
-    return train(cfg).get("AP")
+    saved_environ = dict(os.environ)
+    try:
+        return train(cfg).get("AP")
+    finally:
+        # DDP sets MASTER_PORT, WORLD_SIZE, ... in this process: the next multirun job must start clean
+        os.environ.clear()
+        os.environ.update(saved_environ)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -48,6 +58,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         default_root_dir=str(run_dir),
     )
     choices = run_choices()
+    log.info("config choices: %s", " ".join(f"{k}={v}" for k, v in sorted(choices.items())))
     for logger in loggers:
         logger.log_hyperparams({"choices": choices, "config": module.run_config})
     relaunch_ddp_children_with_this_job()
@@ -100,13 +111,15 @@ def relaunch_ddp_children_with_this_job() -> None:
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return
     sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
-    with open_dict(hydra_cfg):
+    with read_write(hydra_cfg), open_dict(hydra_cfg):
         hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
 
 
 def print_summary(summary: dict[str, Any]) -> None:
     metrics = summary["metrics"]
-    line = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k in ("AP", "AP50", "AP75", "APM", "APL", "AR"))
+    line = "  ".join(
+        f"{k} {v:.4f}" for k, v in metrics.items() if k in ("AP", "AP50", "AP75", "APM", "APL", "AR")
+    )
     vis = "  ".join(f"{k} {metrics[k]:.4f}" for k in ("AP_vis", "AP_invis") if k in metrics)
     print(f"\n[aidpose] final validation ({summary['epochs']} epochs, {summary['seconds']:.0f} s): {line}")
     if vis:

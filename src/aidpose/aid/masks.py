@@ -117,14 +117,14 @@ def sample_cutout_holes(
     """
     low, high = num_holes_range
     n = low if low == high else int(rng.integers(low, high + 1))
+    holes = rng.random((n, 4))  # centre (uniform case) and semi-axes from one draw
+    holes[:, 2:] = (size_range[0] + (size_range[1] - size_range[0]) * holes[:, 2:]) * width
     if candidates is not None and len(candidates) > 0:
-        centres = candidates[rng.integers(len(candidates), size=n)] + rng.normal(size=(n, 2)) * (
-            center_jitter * width
-        )
+        offsets = rng.normal(size=(n, 2)) * (center_jitter * width)
+        holes[:, :2] = candidates[rng.integers(len(candidates), size=n)] + offsets
     else:
-        centres = rng.random((n, 2)) * (width, height) - 0.5
-    axes = rng.uniform(size_range[0], size_range[1], size=(n, 2)) * width
-    return np.concatenate([centres, axes], axis=1)
+        holes[:, :2] = holes[:, :2] * (width, height) - 0.5
+    return holes
 
 
 def cutout_mask(height: int, width: int, holes: np.ndarray, shape: str) -> DropMask:
@@ -149,10 +149,10 @@ def cutout_mask(height: int, width: int, holes: np.ndarray, shape: str) -> DropM
         if shape == "rectangle":
             window[:] = True
             continue
-        # |j − cx| ≤ ax·√(1 − ((i − cy)/ay)²), compared in float32 (twice as fast as float64 here)
-        dy = (np.arange(r0, r1 + 1) - cy) / ay
-        half_width = (ax * np.sqrt(np.maximum(1.0 - dy * dy, 0.0))).astype(np.float32)
-        dx = np.abs(np.arange(c0, c1 + 1) - cx).astype(np.float32)
+        # |j − cx| ≤ ax·√(1 − ((i − cy)/ay)²), in float32 (the 2-D comparison is twice as fast as in float64)
+        dy = (np.arange(r0, r1 + 1, dtype=np.float32) - np.float32(cy)) / np.float32(ay)
+        half_width = np.float32(ax) * np.sqrt(np.maximum(1.0 - dy * dy, 0.0))
+        dx = np.abs(np.arange(c0, c1 + 1, dtype=np.float32) - np.float32(cx))
         window |= dx <= half_width[:, None]
     return DropMask(local, top, left, height, width)
 

@@ -223,10 +223,10 @@ def load_instances(
     Returns the pycocotools ``COCO`` of ``ann_file``, the instance records and a summary of counts
     (``instances``, ``images`` and every ``skipped_*`` reason; zero counts omitted).
     """
-    if boxes not in ("gt", "det"):
-        raise ValueError(f"boxes must be 'gt' or 'det', got {boxes!r}")
-    if boxes == "det" and det_file is None:
-        raise ValueError("boxes='det' needs det_file (a COCO detection-results JSON)")
+    if boxes not in ("gt", "detections"):
+        raise ValueError(f"boxes must be 'gt' or 'detections', got {boxes!r}")
+    if boxes == "detections" and det_file is None:
+        raise ValueError("boxes='detections' needs det_file (a COCO detection-results JSON)")
     coco = load_coco(ann_file, layout)
     hint = how_to_get_data(ann_file, layout)
     if not Path(image_dir).is_dir():

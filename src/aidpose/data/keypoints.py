@@ -39,17 +39,18 @@ class KeypointMeta:
         return index
 
 
+# fmt: off
 COCO = KeypointMeta(
     name="coco",
     keypoint_names=(
         "nose", "left_eye", "right_eye", "left_ear", "right_ear",
         "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
         "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-    ),  # fmt: skip
+    ),
     skeleton=(
         (16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (6, 8),
         (7, 9), (8, 10), (9, 11), (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7),
-    ),  # fmt: skip
+    ),
     flip_pairs=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
     sigmas=np.array(
         [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]
@@ -63,16 +64,18 @@ CROWDPOSE = KeypointMeta(
     keypoint_names=(
         "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
         "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "head", "neck",
-    ),  # fmt: skip
+    ),
     skeleton=(
         (13, 14), (14, 1), (14, 2), (1, 3), (3, 5), (2, 4), (4, 6), (1, 7), (2, 8), (7, 8),
         (7, 9), (9, 11), (8, 10), (10, 12),
-    ),  # fmt: skip
+    ),
     flip_pairs=((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)),
     sigmas=np.array([0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89, 0.79, 0.79])
     / 10.0,
     upper_body_ids=(0, 1, 2, 3, 4, 5, 12, 13),
 )
+
+# fmt: on
 
 LAYOUTS: dict[str, KeypointMeta] = {m.name: m for m in (COCO, CROWDPOSE)}
 

@@ -114,7 +114,7 @@ class TopDownDataset(Dataset):
         layout: keypoint layout name (``aidpose.data.keypoints``).
         augmentation: training augmentation (None: none).
         dropper: AID dropper applied to training crops (None: none).
-        boxes: ``"gt"`` (annotated boxes) or ``"det"`` (boxes of ``det_file``, evaluation only).
+        boxes: ``"gt"`` (annotated boxes) or ``"detections"`` (boxes of ``det_file``, evaluation only).
         det_score_thr, min_box_area: detection box filters.
         padding: box → crop padding factor.
         skip_unreadable_images: skip and count missing/unreadable images instead of raising.
@@ -142,7 +142,7 @@ class TopDownDataset(Dataset):
         skip_unreadable_images: bool = False,
     ) -> None:
         if train and boxes != "gt":
-            raise ValueError("training needs annotated boxes: set boxes='gt' (boxes='det' is for evaluation)")
+            raise ValueError("training needs annotated boxes: set boxes='gt' (boxes='detections' is for evaluation)")
         if len(input_size) != 2 or len(heatmap_size) != 2 or min(*input_size, *heatmap_size) < 2:
             raise ValueError(
                 f"input_size and heatmap_size are (width, height) of at least 2 px each, got {input_size} "

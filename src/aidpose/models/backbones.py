@@ -46,6 +46,7 @@ class TimmBackbone(nn.Module):
             raise
         self.out_channels: int = self.body.feature_info.channels()[-1]
         self.stride: int = self.body.feature_info.reduction()[-1]
+        freeze_unreachable_parameters(self.body)
         if weights is not None:
             load_backbone_weights(self.body, weights)
 
@@ -53,11 +54,33 @@ class TimmBackbone(nn.Module):
         return self.body(x)[-1]
 
 
+def freeze_unreachable_parameters(body: nn.Module) -> int:
+    """Freeze parameters that cannot influence the returned feature map; return how many.
+
+    HRNet computes every branch at every stage, but a pose head reads one branch: the last fusion
+    layers of the other branches never receive a gradient, which DDP rejects ("parameters that were
+    not used in producing the loss"). A probe backward pass (eval mode: running stats untouched)
+    finds them once; ``requires_grad=False`` keeps them in the state dict, out of DDP's buckets.
+    """
+    was_training = body.training
+    body.eval()
+    body.zero_grad(set_to_none=True)
+    body(torch.zeros(1, 3, 64, 64))[-1].sum().backward()
+    unreachable = [p for p in body.parameters() if p.requires_grad and p.grad is None]
+    for p in unreachable:
+        p.requires_grad_(False)
+    body.zero_grad(set_to_none=True)
+    body.train(was_training)
+    return len(unreachable)
+
+
 def load_backbone_weights(body: nn.Module, path: str | Path) -> None:
     """Load a local weight file into a timm ``features_only`` model, reporting what did not match."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"backbone.weights={path}: no such file (give a .pth/.ckpt/.safetensors path)")
+        raise FileNotFoundError(
+            f"backbone.weights={path}: no such file (give a .pth/.ckpt/.safetensors path)"
+        )
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -76,6 +99,10 @@ def load_backbone_weights(body: nn.Module, path: str | Path) -> None:
         )
     body.load_state_dict(matched, strict=False)
     if len(matched) < len(own):
-        print(f"[aidpose] backbone.weights: {len(own) - len(matched)} backbone tensors not in {path.name} (kept at init)")
+        print(
+            f"[aidpose] backbone.weights: {len(own) - len(matched)} backbone tensors not in {path.name} (kept at init)"
+        )
     if len(matched) < len(state):
-        print(f"[aidpose] backbone.weights: {len(state) - len(matched)} tensors of {path.name} unused (e.g. classifier)")
+        print(
+            f"[aidpose] backbone.weights: {len(state) - len(matched)} tensors of {path.name} unused (e.g. classifier)"
+        )

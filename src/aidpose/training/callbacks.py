@@ -14,7 +14,12 @@ def build_callbacks(run_dir: Path, has_logger: bool) -> list[pl.Callback]:
     """``best.ckpt`` (by val/AP) and ``last.ckpt`` in the run folder; LR monitor when a logger exists."""
     callbacks: list[pl.Callback] = [
         ModelCheckpoint(
-            dirpath=run_dir, filename="best", monitor="val/AP", mode="max", save_last=True, auto_insert_metric_name=False
+            dirpath=run_dir,
+            filename="best",
+            monitor="val/AP",
+            mode="max",
+            save_last=True,
+            auto_insert_metric_name=False,
         )
     ]
     if has_logger:

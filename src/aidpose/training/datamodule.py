@@ -64,7 +64,9 @@ class PoseDataModule(pl.LightningDataModule):
         )
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_dataset, batch_size=self.val_batch_size, shuffle=False, **self.loader_kwargs)
+        return DataLoader(
+            self.val_dataset, batch_size=self.val_batch_size, shuffle=False, **self.loader_kwargs
+        )
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()

@@ -66,7 +66,9 @@ class TopDownPoseModule(pl.LightningModule):
         self.heatmap_size = tuple(heatmap_size)
         self.test_cfg = dict(test)
         self.channels_last = channels_last
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            "mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
+        )
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("flip_index", torch.as_tensor(self.layout.flip_index), persistent=False)
         self._val_outputs: list[dict[str, np.ndarray]] = []
@@ -113,7 +115,9 @@ class TopDownPoseModule(pl.LightningModule):
             per_joint = (dropped / visible.clamp(min=1)).tolist()
             path = Path(self.trainer.default_root_dir) / "aid_dropped_per_joint.json"
             history = json.loads(path.read_text()) if path.is_file() else []
-            history.append({"epoch": self.current_epoch, **dict(zip(self.layout.keypoint_names, per_joint))})
+            history.append(
+                {"epoch": self.current_epoch, **dict(zip(self.layout.keypoint_names, per_joint, strict=True))}
+            )
             path.write_text(json.dumps(history, indent=1))
         self._dropped.zero_()
         self._visible.zero_()
@@ -157,6 +161,7 @@ class TopDownPoseModule(pl.LightningModule):
             sigmas=self.layout.sigmas,
             nms=self.test_cfg["nms"],
             nms_thr=self.test_cfg["nms_thr"],
+            soft_nms_thr=self.test_cfg["soft_nms_thr"],
             kpt_score_thr=self.test_cfg["kpt_score_thr"],
         )
         return evaluate_results(ann_file, self.last_results, dataset=self.test_cfg["dataset"])

@@ -17,7 +17,6 @@ import numpy as np
 
 from aidpose.data.keypoints import COCO
 
-NUM_KEYPOINTS = COCO.num_keypoints
 KP = {name: i for i, name in enumerate(COCO.keypoint_names)}
 
 # Joint-angle limits in degrees (min, max). Arms/legs: abduction (sideways, outwards positive),

@@ -1,0 +1,210 @@
+"""Prediction on photos: ``python -m aidpose.predict ckpt_path=PATH input=IMAGE_OR_FOLDER output=DIR [boxes=FILE]``.
+
+Writes into ``output``: ``predictions.json`` (COCO keypoint results, each with its image's ``file_name``),
+``summary.json`` (counts of images, boxes and what was skipped) and ``vis/<stem>.png`` with the skeletons
+drawn. Person boxes come from ``boxes`` (see :func:`read_boxes`); without it each image is one box.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+from omegaconf import DictConfig
+
+import aidpose  # noqa: F401  (sets offline-friendly environment defaults)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+BoxTable = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="predict")
+def main(cfg: DictConfig) -> None:
+    """Hydra task: predict poses on the images of ``cfg.input``."""
+    predict(cfg)
+
+
+def list_images(path: str | Path) -> list[Path]:
+    """The image file ``path`` or the images (by suffix) directly in the folder ``path``, sorted."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"input={path} does not exist: give an image file or a folder of images")
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"input={path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def image_ids(files: Sequence[Path]) -> list[int]:
+    """COCO image ids: the numeric file stems when every stem is a distinct number, else 1, 2, ... in order."""
+    stems = [f.stem for f in files]
+    if all(s.isdigit() for s in stems) and len({int(s) for s in stems}) == len(stems):
+        return [int(s) for s in stems]
+    return list(range(1, len(files) + 1))
+
+
+def _box_rows(rows: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """[[x, y, w, h(, score)], ...] → boxes (N, 4) and scores (N,) (score 1 when absent)."""
+    if not isinstance(rows, list) or any(
+        not isinstance(r, (list, tuple)) or len(r) not in (4, 5) for r in rows
+    ):
+        raise ValueError(
+            f"{where}: expected a list of [x, y, w, h] or [x, y, w, h, score] boxes, got {rows!r}"
+        )
+    boxes = np.array([r[:4] for r in rows], dtype=np.float64).reshape(-1, 4)
+    scores = np.array([r[4] if len(r) == 5 else 1.0 for r in rows], dtype=np.float32)
+    return boxes, scores
+
+
+def read_boxes(path: str | Path, files: Sequence[Path], counts: Counter) -> BoxTable:
+    """Person boxes per image file name from a boxes JSON, counting what does not match ``files``.
+
+    Two formats: a COCO detection-results list (``image_id``, ``category_id``, ``bbox`` = [x, y, w, h],
+    ``score``), matched to images by ``image_id`` = the numeric file stem, keeping category 1 (person); or
+    ``{file_name: [[x, y, w, h(, score)], ...]}`` keyed by the image's file name (score 1 when absent).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"boxes={path} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"boxes={path} is not valid JSON ({err})") from err
+    names = {f.name for f in files}
+    table: BoxTable = {}
+    if isinstance(data, dict):
+        for name, rows in data.items():
+            counts["boxes_in_file"] += len(rows) if isinstance(rows, list) else 0
+            if name not in names:
+                counts["skipped_unknown_image"] += len(rows) if isinstance(rows, list) else 0
+                continue
+            table[name] = _box_rows(rows, f"boxes={path} entry {name!r}")
+        return table
+    if not isinstance(data, list):
+        raise ValueError(
+            f"boxes={path}: expected a COCO detection-results list or a {{file_name: [[x, y, w, h(, score)]]}} "
+            f"object, got {type(data).__name__}"
+        )
+    by_id = {int(f.stem): f.name for f in files if f.stem.isdigit()}
+    rows: dict[str, list[list[float]]] = {}
+    for i, det in enumerate(data):
+        if not isinstance(det, dict) or not {"image_id", "category_id", "bbox", "score"} <= det.keys():
+            raise ValueError(
+                f"boxes={path} entry {i}: a COCO detection result needs image_id, category_id, bbox, score"
+            )
+        counts["boxes_in_file"] += 1
+        if det["category_id"] != 1:
+            counts["skipped_non_person"] += 1
+        elif det["image_id"] not in by_id:
+            counts["skipped_unknown_image"] += 1
+        else:
+            rows.setdefault(by_id[det["image_id"]], []).append([*det["bbox"], det["score"]])
+    return {name: _box_rows(r, f"boxes={path} image {name}") for name, r in rows.items()}
+
+
+def predict_image(
+    module: Any,
+    image: np.ndarray,
+    image_id: int,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    test: DictConfig,
+    padding: float,
+    batch_size: int,
+) -> list[dict[str, Any]]:
+    """COCO keypoint results of one BGR image's person boxes: crops → keypoints → rescoring and NMS."""
+    from aidpose.inference import person_crops, predict_keypoints
+    from aidpose.postprocess import topdown_results
+
+    if not len(boxes):
+        return []
+    crops, inverse = person_crops(image, boxes, module.input_size, padding)
+    predictions = {
+        "image_id": np.full(len(boxes), image_id, dtype=np.int64),
+        "keypoints": predict_keypoints(module, crops, inverse, batch_size),
+        "bbox_score": scores,
+        "area": boxes[:, 2] * boxes[:, 3],
+    }
+    return topdown_results(
+        predictions,
+        sigmas=module.layout.sigmas,
+        nms=test.nms,
+        nms_thr=test.nms_thr,
+        soft_nms_thr=test.soft_nms_thr,
+        kpt_score_thr=test.kpt_score_thr,
+    )
+
+
+def predict(cfg: DictConfig) -> dict[str, Any]:
+    import cv2
+
+    from aidpose.builders import command_line_keys, config_from_checkpoint, load_module_from_checkpoint
+    from aidpose.inference import draw_poses, filter_boxes, whole_image_box
+    from aidpose.training.checkpoints import read_checkpoint
+
+    ckpt_path = str(cfg.ckpt_path)
+    ckpt = read_checkpoint(ckpt_path)
+    run = config_from_checkpoint(ckpt, cfg, ckpt_path, command_line_keys())
+    module = load_module_from_checkpoint(run, ckpt, ckpt_path).to(cfg.device)
+    test = run.test
+    files = list_images(cfg.input)
+    ids = image_ids(files)
+    counts: Counter = Counter(images=len(files))
+    table = None if cfg.boxes is None else read_boxes(cfg.boxes, files, counts)
+    if table is None:
+        print("[aidpose] no boxes file (boxes=null): each image is one person box, the whole image")
+    out = Path(cfg.output)
+    vis = out / "vis"
+    if cfg.draw:
+        vis.mkdir(parents=True, exist_ok=True)
+    results: list[dict[str, Any]] = []
+    for file, image_id in zip(files, ids, strict=True):
+        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+        if image is None:
+            counts["skipped_unreadable_image"] += 1
+            continue
+        height, width = image.shape[:2]
+        if table is None:
+            boxes, scores = whole_image_box(width, height), np.ones(1, dtype=np.float32)
+        else:
+            boxes, scores = table.get(file.name, (np.zeros((0, 4)), np.zeros(0, dtype=np.float32)))
+        boxes, scores, skipped = filter_boxes(
+            boxes, scores, (width, height), test.det_score_thr, test.min_box_area
+        )
+        counts.update(skipped)
+        counts["images_without_boxes"] += int(len(boxes) == 0)
+        image_results = predict_image(
+            module, image, image_id, boxes, scores, test, run.paradigm.padding, cfg.batch_size
+        )
+        counts["persons"] += len(image_results)
+        results += [{**r, "file_name": file.name} for r in image_results]
+        if cfg.draw:
+            poses = np.array([r["keypoints"] for r in image_results]).reshape(len(image_results), -1, 3)
+            cv2.imwrite(
+                str(vis / f"{file.stem}.png"), draw_poses(image, poses, module.layout, cfg.draw_kpt_thr)
+            )
+    summary = {
+        "ckpt_path": ckpt_path,
+        "input": str(cfg.input),
+        "boxes": cfg.boxes,
+        **dict(sorted((+counts).items())),
+    }
+    (out / "predictions.json").write_text(json.dumps(results))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    skipped = {k: v for k, v in summary.items() if k.startswith("skipped") or k == "images_without_boxes"}
+    print(
+        f"[aidpose] {counts['persons']} persons on {len(files)} images" + (f"; {skipped}" if skipped else "")
+    )
+    print("[aidpose] predictions.json" + (", vis/*.png" if cfg.draw else "") + f" in {out}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
