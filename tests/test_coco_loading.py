@@ -120,7 +120,9 @@ def test_detections_of_other_categories_and_images_are_counted(tmp_path: Path) -
             ]
         )
     )
-    _, records, summary = load_instances(ann_file, images, num_keypoints=17, boxes="detections", det_file=det_file)
+    _, records, summary = load_instances(
+        ann_file, images, num_keypoints=17, boxes="detections", det_file=det_file
+    )
     assert len(records) == 1 and records.image_id.tolist() == [1]
     assert summary["skipped_non_person"] == 1 and summary["skipped_unknown_image"] == 1
     assert summary["skipped_empty_box"] == 1
@@ -138,7 +140,9 @@ def test_missing_image_folder_and_det_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"image folder not found: .*nowhere"):
         load_instances(ann_file, tmp_path / "nowhere", num_keypoints=17)
     with pytest.raises(FileNotFoundError, match=r"detection results file not found: .*dets\.json"):
-        load_instances(ann_file, images, num_keypoints=17, boxes="detections", det_file=tmp_path / "dets.json")
+        load_instances(
+            ann_file, images, num_keypoints=17, boxes="detections", det_file=tmp_path / "dets.json"
+        )
     with pytest.raises(ValueError, match="det_file"):
         load_instances(ann_file, images, num_keypoints=17, boxes="detections")
 

@@ -62,3 +62,21 @@ def test_parameters_that_cannot_reach_the_head_are_frozen():
     hrnet(torch.zeros(1, 3, 64, 64)).sum().backward()
     assert all(p.grad is not None for p in hrnet.parameters() if p.requires_grad)
     assert all(p.requires_grad for p in TimmBackbone("resnet18", out_index=4).parameters())
+
+
+@pytest.mark.parametrize("option", ["resnet18", "resnet50", "hrnet_w18_small", "hrnet_w32", "hrnet_w48"])
+def test_every_backbone_config_builds_a_pose_net(option, tmp_path):
+    from hydra.utils import instantiate
+
+    from tests.helpers import compose_config
+
+    cfg = compose_config([f"backbone={option}"], tmp_path)
+    net = PoseNet(instantiate(cfg.backbone), instantiate(cfg.head), num_keypoints=17).eval()
+    with torch.no_grad():
+        assert net(torch.zeros(1, 3, 64, 64)).shape == (1, 17, 16, 16)
+
+
+def test_pretrained_without_a_hub_says_what_to_do(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match=r"backbone\.weights=PATH"):
+        TimmBackbone("resnet18", out_index=4, pretrained=True)

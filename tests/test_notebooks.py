@@ -24,7 +24,9 @@ def test_notebook_runs(path, coco_mini, tmp_path, monkeypatch):
     monkeypatch.setenv("AIDPOSE_COCO_MINI", str(coco_mini))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("TMPDIR", str(tmp_path))
-    nbclient.NotebookClient(notebook, timeout=300, resources={"metadata": {"path": str(path.parent)}}).execute()
+    nbclient.NotebookClient(
+        notebook, timeout=300, resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
     outputs = "".join(
         o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
         for cell in notebook.cells

@@ -57,3 +57,18 @@ def test_multirun_sweep_with_ddp_runs_each_job_once(tmp_path):
         assert summary["choices"]["dropper"] == dropper
         rank1_log = (sweep / job / "train_ddp_process_1.log").read_text()
         assert f"dropper={dropper}" in rank1_log  # rank 1 trained the same job
+
+
+def test_design_card_command_trains_with_the_dropper(tmp_path):
+    """`backbone=hrnet_w32 dropper=cutout schedule=s2`, shrunk by debug=fast: the dropper really drops."""
+    run_dir = tmp_path / "run"
+    proc = run_cli(
+        "aidpose.train", "debug=fast", "backbone=hrnet_w32", "dropper=cutout", "schedule=s2", "logger=none",
+        f"hydra.run.dir={run_dir}", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert summary["choices"]["backbone"] == "hrnet_w32" and summary["choices"]["schedule"] == "s2"
+    assert 0.0 < summary["aid_dropped_kpt_frac"] < 1.0
+    per_joint = json.loads((run_dir / "aid_dropped_per_joint.json").read_text())
+    assert per_joint[-1]["epoch"] == 0 and set(per_joint[-1]) >= {"nose", "left_ankle"}

@@ -142,7 +142,9 @@ class TopDownDataset(Dataset):
         skip_unreadable_images: bool = False,
     ) -> None:
         if train and boxes != "gt":
-            raise ValueError("training needs annotated boxes: set boxes='gt' (boxes='detections' is for evaluation)")
+            raise ValueError(
+                "training needs annotated boxes: set boxes='gt' (boxes='detections' is for evaluation)"
+            )
         if len(input_size) != 2 or len(heatmap_size) != 2 or min(*input_size, *heatmap_size) < 2:
             raise ValueError(
                 f"input_size and heatmap_size are (width, height) of at least 2 px each, got {input_size} "

@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset", choices=DATASETS, default="coco", help="evaluation protocol (default: coco)"
     )
     parser.add_argument(
-        "--json", action="store_true", help="print the metrics as one JSON object (-1 where undefined, as pycocotools)"
+        "--json",
+        action="store_true",
+        help="print the metrics as one JSON object (-1 where undefined, as pycocotools)",
     )
     return parser
 

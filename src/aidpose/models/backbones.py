@@ -37,7 +37,7 @@ class TimmBackbone(nn.Module):
             self.body = timm.create_model(
                 name, pretrained=pretrained, features_only=True, out_indices=(out_index,), **kwargs
             )
-        except RuntimeError as err:
+        except (RuntimeError, OSError) as err:  # OSError: hub unreachable / not in the local cache
             if pretrained:
                 raise RuntimeError(
                     f"backbone.pretrained=true could not fetch timm weights for {name!r} ({err}). "
