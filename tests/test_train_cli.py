@@ -29,11 +29,12 @@ def test_debug_fast_run_writes_metrics_and_checkpoint(tmp_path):
 
 def test_missing_dataset_folder_is_one_clear_error(tmp_path):
     proc = run_cli(
-        "aidpose.train", "debug=fast", "dataset=coco", f"dataset.source.root={tmp_path / 'nowhere'}",
+        "aidpose.train", "dataset=coco", f"dataset.source.root={tmp_path / 'nowhere'}", "logger=none",
         f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode != 0
-    assert "nowhere" in proc.stderr and "dataset.source.root" in proc.stderr
+    assert f"{tmp_path / 'nowhere' / 'annotations'}" in proc.stderr
+    assert "Set dataset.source.root=DIR" in proc.stderr and "cocodataset.org" in proc.stderr
 
 
 def test_unknown_choice_lists_options(tmp_path):

@@ -74,7 +74,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             "seconds": round(time.time() - started, 1),
             "run_dir": str(run_dir),
             "last_ckpt": str(run_dir / "last.ckpt"),
-            "aid_dropped_kpt_frac": float(trainer.callback_metrics.get("train/aid_dropped_kpt_frac", 0.0)),
+            "aid_dropped_kpt_frac": module.last_dropped_kpt_frac,
         }
         (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
         print_summary(summary)

@@ -76,6 +76,7 @@ class TopDownPoseModule(pl.LightningModule):
         self._visible = torch.zeros(self.layout.num_keypoints, dtype=torch.float64)
         self.last_metrics: dict[str, float] = {}
         self.last_metrics_epoch = -1
+        self.last_dropped_kpt_frac = 0.0  # share of visible keypoints the dropper hid in the last epoch
         self.last_results: list[dict] = []
         self.run_config: dict[str, Any] | None = None  # the resolved run config, stored in checkpoints
 
@@ -110,7 +111,8 @@ class TopDownPoseModule(pl.LightningModule):
         if self.trainer.world_size > 1:
             counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
         dropped, visible = counts.double().cpu()
-        self.log("train/aid_dropped_kpt_frac", float(dropped.sum() / visible.sum().clamp(min=1)))
+        self.last_dropped_kpt_frac = float(dropped.sum() / visible.sum().clamp(min=1))
+        self.log("train/aid_dropped_kpt_frac", self.last_dropped_kpt_frac)
         if self.trainer.is_global_zero:
             per_joint = (dropped / visible.clamp(min=1)).tolist()
             path = Path(self.trainer.default_root_dir) / "aid_dropped_per_joint.json"
