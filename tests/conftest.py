@@ -72,20 +72,25 @@ def coco_dataset_args() -> Callable[[Path], list[str]]:
     return args
 
 
+def run_evaluate(root: Path, checkpoint: Path, *args: str) -> Path:
+    """Run ``aidpose.evaluate`` on ``checkpoint`` with ``args`` into ``root/run``; return the run folder."""
+    from tests.helpers import run_cli
+
+    run_dir = root / "run"
+    proc = run_cli(
+        "aidpose.evaluate", f"ckpt_path={checkpoint}", *args, f"hydra.run.dir={run_dir}",
+        "trainer.enable_progress_bar=false", cwd=root,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir
+
+
 @pytest.fixture(scope="session")
 def eval_gt_run(tiny_checkpoint, coco_mini_odd, coco_dataset_args, tmp_path_factory) -> Path:
     """Run folder of ``aidpose.evaluate`` (one process) of the tiny checkpoint on coco_mini_odd, GT boxes."""
-    from tests.helpers import run_cli
-
-    root = tmp_path_factory.mktemp("eval_gt")
-    args = [
-        f"ckpt_path={tiny_checkpoint}",
-        *coco_dataset_args(coco_mini_odd),
-        f"hydra.run.dir={root / 'run'}",
-    ]
-    proc = run_cli("aidpose.evaluate", *args, "trainer.enable_progress_bar=false", cwd=root)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return root / "run"
+    return run_evaluate(
+        tmp_path_factory.mktemp("eval_gt"), tiny_checkpoint, *coco_dataset_args(coco_mini_odd)
+    )
 
 
 DET_EVAL_OPTIONS = ("test.boxes=detections", "test.nms=soft_oks", "test.det_score_thr=0.5")
@@ -94,17 +99,10 @@ DET_EVAL_OPTIONS = ("test.boxes=detections", "test.nms=soft_oks", "test.det_scor
 @pytest.fixture(scope="session")
 def eval_det_run(tiny_checkpoint, coco_mini, coco_dataset_args, tmp_path_factory) -> Path:
     """Run folder of ``aidpose.evaluate`` on coco_mini with its detector boxes (``DET_EVAL_OPTIONS``)."""
-    from tests.helpers import run_cli
-
-    root = tmp_path_factory.mktemp("eval_det")
-    args = [
-        f"ckpt_path={tiny_checkpoint}",
+    return run_evaluate(
+        tmp_path_factory.mktemp("eval_det"),
+        tiny_checkpoint,
         *coco_dataset_args(coco_mini),
         *DET_EVAL_OPTIONS,
         f"test.det_file={coco_mini / 'test_coco_det_AP_H_56.json'}",
-        f"hydra.run.dir={root / 'run'}",
-        "trainer.enable_progress_bar=false",
-    ]
-    proc = run_cli("aidpose.evaluate", *args, cwd=root)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return root / "run"
+    )
