@@ -12,6 +12,7 @@ sample the dropped region with the same functions of :mod:`aidpose.aid.masks`:
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -81,6 +82,7 @@ class InformationDropper(DualTransform):
         super().__init__(p=p)
         self.fill = check_fill(fill, type(self).__name__)
 
+    @abstractmethod
     def sample_region(
         self,
         rng: np.random.Generator,
@@ -90,11 +92,10 @@ class InformationDropper(DualTransform):
         visibility: np.ndarray | None,
     ) -> dict[str, Any]:
         """The dropped region's parameters for an H×W image (keypoints: K×2 xy)."""
-        raise NotImplementedError(f"{type(self).__name__} must define sample_region")
 
+    @abstractmethod
     def region_mask(self, region: dict[str, Any], height: int, width: int) -> DropMask:
         """The dropped pixels of a region from ``sample_region``."""
-        raise NotImplementedError(f"{type(self).__name__} must define region_mask")
 
     # ------------------------------------------------------------------ aidpose's fast path
 
