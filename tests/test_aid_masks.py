@@ -63,6 +63,28 @@ def test_ellipse_area_is_pi_a_b():
     assert mask.sum() == pytest.approx(np.pi * 60 * 35, rel=0.01)
 
 
+def test_cutout_mask_equals_a_direct_pixel_centre_test_for_random_holes():
+    """The windowed float32 raster against ((j − cx)/ax)² + ((i − cy)/ay)² ≤ 1 on the whole image."""
+    rng = np.random.default_rng(3)
+    rows, cols = np.mgrid[0:40, 0:30]
+    for _ in range(200):
+        holes = np.column_stack([rng.uniform(-10, 40, (3, 2)), rng.uniform(0.3, 15, (3, 2))])
+        holes = holes[: rng.integers(1, 4)]
+        inside = [((cols - cx) / ax) ** 2 + ((rows - cy) / ay) ** 2 for cx, cy, ax, ay in holes]
+        distance = np.min(inside, axis=0)
+        clear = np.abs(distance - 1) > 1e-4  # float32 and float64 may disagree only on the boundary
+        mask = cutout_mask(40, 30, holes, "ellipse").full()
+        np.testing.assert_array_equal(mask[clear], (distance <= 1)[clear])
+
+
+def test_dropped_keypoints_agree_with_keypoint_pixels():
+    rng = np.random.default_rng(4)
+    drop = DropMask(rng.random((6, 7)) < 0.5, top=3, left=2, height=12, width=11)
+    points = np.concatenate([rng.uniform(-2, 13, (300, 2)), [[np.inf, 4.0], [5.0, -np.inf]]])
+    rows, cols, inside = keypoint_pixels(points, 12, 11)
+    np.testing.assert_array_equal(dropped_keypoints(drop, points), inside & drop.full()[rows, cols])
+
+
 def test_dropped_keypoints_reads_the_mask_under_each_keypoint():
     drop = DropMask(np.array([[True, False], [False, True]]), top=1, left=2, height=4, width=5)
     points = np.array([[2.0, 1.0], [3.0, 1.0], [3.4, 2.4], [0.0, 0.0], [9.0, 9.0], [np.nan, 1.0]])

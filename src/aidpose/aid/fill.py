@@ -87,7 +87,7 @@ def fill_masked(
             f"image of shape {image.shape} does not match a {drop.height}×{drop.width} drop mask "
             "(need H×W or H×W×C)"
         )
-    if not drop.local.any():
+    if drop.local.size == 0:
         return image
     if not (image.flags.c_contiguous and image.flags.writeable):
         image = image.copy()
@@ -100,7 +100,7 @@ def fill_masked(
             source = rng.random(window.shape, dtype=np.float32)
     else:
         source = constant_image(fill, image.shape, image.dtype.str)[:h, :w]
-    _copy_where(window, source, np.ascontiguousarray(drop.local).view(np.uint8))
+    _copy_where(window, source, drop.local.view(np.uint8))
     return image
 
 

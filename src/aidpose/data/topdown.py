@@ -253,8 +253,9 @@ class TopDownDataset(Dataset):
             xy, flags = xy[self.flip_index], flags[self.flip_index]
         timer.lap("warp")
 
-        dropped = np.zeros(self.num_keypoints, dtype=bool)
-        if self.dropper is not None:
+        if self.dropper is None:
+            dropped = np.zeros(self.num_keypoints, dtype=bool)
+        else:
             crop, dropped = self.dropper.drop(crop, xy, rng, visibility=flags)
             dropped = np.asarray(dropped, dtype=bool)
             if crop.shape != self.crop_shape or dropped.shape != (self.num_keypoints,):
