@@ -236,8 +236,10 @@ def test_cli_calibrates_has_against_cutout_on_a_trained_tiny_model(tmp_path, mon
     )  # fmt: skip
     assert train.returncode == 0, train.stderr[-3000:]
     run_dir = tmp_path / "calibrate"
+    # one cell size: hide_prob=1 hides every whole crop, so the strong end of the range is clearly above
+    # Cutout's loss even for this barely trained model (with g=0 among the sizes it may only just reach it)
     proc = run_cli(
-        "aidpose.calibrate", *tiny, "dropper=has", "calibrate.target=cutout",
+        "aidpose.calibrate", *tiny, "dropper=has", "dropper.grid_sizes=[8]", "calibrate.target=cutout",
         f"calibrate.checkpoint={tmp_path / 'train' / 'last.ckpt'}", "calibrate.steps=0", "calibrate.batches=2",
         "calibrate.batch_size=4", "calibrate.tolerance=0.01", f"hydra.run.dir={run_dir}", cwd=tmp_path,
     )  # fmt: skip
@@ -266,4 +268,5 @@ def test_cli_calibrates_has_against_cutout_on_a_trained_tiny_model(tmp_path, mon
     dropper = instantiate(cfg.dropper)
     assert type(dropper).__name__ == "HideAndSeek"
     assert dropper.hide_prob == summary["best"]["value"] and 0.0 < dropper.hide_prob < 1.0
+    assert dropper.grid_sizes == (8,)
     assert OmegaConf.to_container(cfg.dropper) == summary["config"]
