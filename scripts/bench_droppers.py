@@ -1,6 +1,6 @@
 """Time the AID droppers next to albumentations' own dropouts, and AID's share of the top-down pipeline.
 
-    PYTHONPATH=src python scripts/bench_droppers.py [--number 200] [--repeat 5] [--coco DIR]
+    PYTHONPATH=src python scripts/bench_droppers.py [--number 200] [--repeat 5] [--coco DIR] [--pipeline-samples 500]
 
 Prints one JSON document: µs per call of each dropper's ``drop`` (in place, as aidpose's sample pipeline
 calls it) and of its albumentations ``__call__`` (copies the image), on a 256×192×3 uint8 crop and a
