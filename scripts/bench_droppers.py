@@ -29,7 +29,7 @@ import numpy as np
 from aidpose.aid import Cutout, GridMask, HideAndSeek, InformationDropper, RandomErasing
 from aidpose.data.sources import SynthPoseSource
 from aidpose.data.topdown import StageTimer, TopDownDataset
-from aidpose.transforms.augment import TopDownAugmentation
+from aidpose.geometry.augment import TopDownAugmentation
 
 SIZES = ((256, 192), (512, 512))  # (height, width)
 TARGET_SHARE = 0.05  # issue 4: AID's share of the whole top-down sample pipeline

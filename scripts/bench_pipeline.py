@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from aidpose.data.sources import SynthPoseSource
 from aidpose.data.topdown import StageTimer, TopDownDataset
-from aidpose.transforms.augment import TopDownAugmentation
+from aidpose.geometry.augment import TopDownAugmentation
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("decode", "augmentation", "warp", "dropper", "target", "rest")

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from aidpose.transforms.affine import (
+from aidpose.geometry.affine import (
     apply_affine,
     box_to_center_scale,
     clip_boxes,

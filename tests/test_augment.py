@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from aidpose.data.keypoints import COCO
-from aidpose.transforms.augment import (
+from aidpose.geometry.augment import (
     HALF_BODY_PADDING,
     TopDownAugmentation,
     half_body_box,

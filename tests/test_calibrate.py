@@ -12,9 +12,9 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from aidpose.calibrate import check_options, sample_seed
-from aidpose.calibration import (
-    StrengthParam,
+from aidpose.aid import Strength
+from aidpose.calibrate.measure import check_options, sample_seed
+from aidpose.calibrate.search import (
     Trial,
     changed_arguments,
     complete_dropper_config,
@@ -28,11 +28,6 @@ from aidpose.calibration import (
 )
 from tests.helpers import CONF_DIR, compose_config, run_cli
 
-SEARCH = {
-    "Cutout": {"param": "size_range", "mode": "scale", "range": [0.25, 2.5]},
-    "HideAndSeek": {"param": "hide_prob", "mode": "value", "range": [0.0, 1.0]},
-    "RandomErasing": {"param": "area_range", "mode": "upper", "range": [0.05, 1.0]},
-}
 HAS = {
     "_target_": "aidpose.aid.HideAndSeek",
     "p": 1.0,
@@ -112,29 +107,35 @@ def test_monotone_violations_count_neighbours_against_the_direction():
 
 
 def test_strength_param_and_dropper_at_each_mode():
-    has = strength_param(SEARCH, HAS, "calibrate.search")
-    assert has == StrengthParam("hide_prob", "value", 0.0, 1.0)
+    has = strength_param(HAS)  # declared by the class: HideAndSeek.strength
+    assert has == Strength("hide_prob", "value", 0.0, 1.0)
     assert dropper_at(HAS, has, 0.3)["hide_prob"] == 0.3
     cutout = {"_target_": "aidpose.aid.Cutout", "size_range": [0.2, 0.4]}
-    scale = strength_param(SEARCH, cutout, "calibrate.search")
+    scale = strength_param(cutout)
+    assert scale == Strength("size_range", "scale", 0.25, 2.5)
     assert dropper_at(cutout, scale, 1.5)["size_range"] == [0.3, 0.6]  # 0.2·1.5 rounded to 6 digits
     erasing = {"_target_": "aidpose.aid.RandomErasing", "area_range": [0.02, 0.4]}
-    upper = strength_param(SEARCH, erasing, "calibrate.search")
+    upper = strength_param(erasing)
     assert dropper_at(erasing, upper, 0.7)["area_range"] == [0.02, 0.7]
     assert cutout == {"_target_": "aidpose.aid.Cutout", "size_range": [0.2, 0.4]}  # not modified
+    assert strength_param(HAS, [0.1, 0.6]) == Strength("hide_prob", "value", 0.1, 0.6)  # calibrate.range
 
 
 def test_strength_param_errors_name_the_field():
-    with pytest.raises(ValueError, match=r"calibrate.search has no entry for dropper class 'GridMask'"):
-        strength_param(SEARCH, {"_target_": "aidpose.aid.GridMask", "ratio": 0.5}, "calibrate.search")
-    bad = {"HideAndSeek": {"param": "size", "mode": "value", "range": [0, 1]}}
-    with pytest.raises(ValueError, match=r"calibrate.search.HideAndSeek.param='size' is not an argument"):
-        strength_param(bad, HAS, "calibrate.search")
-    below = {"RandomErasing": {"param": "area_range", "mode": "upper", "range": [0.01, 0.5]}}
+    with pytest.raises(
+        ValueError, match=r"dropper class aidpose.aid.InformationDropper declares no strength"
+    ):
+        strength_param({"_target_": "aidpose.aid.InformationDropper"})
+    with pytest.raises(
+        ValueError, match=r"strength argument 'hide_prob' of aidpose.aid.HideAndSeek is not in"
+    ):
+        strength_param({k: v for k, v in HAS.items() if k != "hide_prob"})
     with pytest.raises(ValueError, match="below area_range's lower end"):
-        strength_param(below, {"_target_": "aidpose.aid.RandomErasing", "area_range": [0.02, 0.4]}, "s")
+        strength_param({"_target_": "aidpose.aid.RandomErasing", "area_range": [0.02, 0.4]}, [0.01, 0.5])
+    with pytest.raises(ValueError, match=r"calibrate.range=\[0.5, 0.5\] must have low < high"):
+        strength_param(HAS, [0.5, 0.5])
     with pytest.raises(ValueError, match="mode='double' is not one of"):
-        strength_param({"HideAndSeek": {"param": "hide_prob", "mode": "double", "range": [0, 1]}}, HAS, "s")
+        Strength("hide_prob", "double", 0.0, 1.0)
 
 
 def test_complete_config_yaml_and_overrides():
@@ -196,7 +197,7 @@ def tiny_calibrate_config(tmp_path: Path, data_dir: Path, overrides: list[str]):
 
 def test_fixed_samples_make_the_dropper_the_only_change(tmp_path, tiny_data):
     """From a fresh initialisation: repeated measurements are identical, and HaS hiding nothing equals no dropper."""
-    from aidpose.calibrate import build_probe
+    from aidpose.calibrate.measure import build_probe
 
     probe, _, start = build_probe(tiny_calibrate_config(tmp_path, tiny_data, []))
     assert start == "a fresh initialisation (seed 42)"
@@ -211,7 +212,7 @@ def test_fixed_samples_make_the_dropper_the_only_change(tmp_path, tiny_data):
 
 def test_a_target_the_loss_cannot_see_stops_with_an_error(tmp_path, tiny_data):
     """Two steps from the initialisation: Cutout moves the loss by far less than 2%, so there is nothing to match."""
-    from aidpose.calibrate import calibrate
+    from aidpose.calibrate.__main__ import calibrate
 
     cfg = tiny_calibrate_config(tmp_path, tiny_data, ["dropper=has"])
     GlobalHydra.instance().clear()

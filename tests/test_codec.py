@@ -14,7 +14,7 @@ from aidpose.codecs.udp_heatmap import (
     heatmap_to_input,
 )
 from aidpose.data.keypoints import COCO
-from aidpose.transforms.affine import apply_affine, invert_affine, udp_warp_matrix
+from aidpose.geometry.affine import apply_affine, invert_affine, udp_warp_matrix
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ from pycocotools.coco import COCO
 
 from aidpose.builders import config_from_checkpoint
 from aidpose.data.keypoints import get_layout
-from aidpose.evaluate import format_occlusion_table, level_label
-from aidpose.postprocess import topdown_results
+from aidpose.evaluation.occlusion import format_occlusion_table, level_label
+from aidpose.evaluation.results import topdown_results
 from tests.helpers import CONF_DIR, run_cli
 
 METRICS = {"AP", "AP50", "AP75", "APM", "APL", "AR", "AP_vis", "AP_invis"}

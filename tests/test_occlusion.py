@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from aidpose.aid import Cutout
 from aidpose.data.occlusion import OccludedDataset, crop_rng, level_config, occlude
 from aidpose.data.topdown import TopDownDataset
-from aidpose.evaluate import occlusion_droppers
+from aidpose.evaluation.occlusion import occlusion_droppers
 from tests.helpers import CONF_DIR, run_cli
 
 

@@ -15,7 +15,7 @@ from aidpose.codecs.udp_heatmap import decode_to_image
 from aidpose.data.keypoints import COCO
 from aidpose.data.topdown import TopDownDataset
 from aidpose.evaluation import evaluate_results
-from aidpose.postprocess import topdown_results
+from aidpose.evaluation.results import topdown_results
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from aidpose.data.keypoints import COCO
+from aidpose.geometry.affine import apply_affine
 from aidpose.inference import draw_poses, filter_boxes, person_crops, whole_image_box
 from aidpose.predict import image_ids, list_images, read_boxes
-from aidpose.transforms.affine import apply_affine
 from tests.helpers import run_cli
 
 

@@ -8,10 +8,10 @@ import pytest
 from aidpose.data.synthpose import OCCLUDER_OWNER_BASE, crowd_index, dataset_statistics, render_sample
 from aidpose.data.synthpose.baseline import mean_pose, mean_pose_results, place_pose
 from aidpose.data.synthpose.body import KP
+from aidpose.data.synthpose.dataset_statistics import area_band
 from aidpose.data.synthpose.preview import LEFT_BGR, draw_annotations
 from aidpose.data.synthpose.render import Silhouette
 from aidpose.data.synthpose.scene import get_preset, in_image, person_annotation, visibility
-from aidpose.data.synthpose.stats import area_band
 
 
 def test_visibility_reads_the_owner_of_the_pixel_under_each_keypoint():

@@ -13,8 +13,8 @@ from torch.utils.data import DataLoader
 
 from aidpose.codecs.udp_heatmap import encode_udp_heatmaps, flip_back_heatmaps
 from aidpose.data.topdown import TopDownDataset
-from aidpose.transforms.affine import apply_affine, box_to_center_scale, udp_warp_matrix
-from aidpose.transforms.augment import TopDownAugmentation
+from aidpose.geometry.affine import apply_affine, box_to_center_scale, udp_warp_matrix
+from aidpose.geometry.augment import TopDownAugmentation
 
 SIZES = {"input_size": (192, 256), "heatmap_size": (48, 64), "sigma": 2.0}
 NO_AUG = {"half_body_prob": 0.0, "scale_sigma": 0.0, "rotation_prob": 0.0}

@@ -102,17 +102,6 @@ def build_schedule(cfg: DictConfig) -> Schedule:
     return instantiate(cfg.schedule, milestones=list(cfg.schedule.milestones))
 
 
-def command_line_keys() -> set[str]:
-    """Keys and groups set on this run's command line (``hydra.overrides.task``), e.g. ``{"test.flip"}``."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    if not HydraConfig.initialized():
-        return set()
-    overrides = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
-    return {o.key_or_group for o in overrides}
-
-
 def _plain_node(cfg: DictConfig, key: str) -> DictConfig:
     """A flag-free copy of ``cfg[key]`` whose interpolations resolve against the config it is put in."""
     return OmegaConf.create(OmegaConf.to_container(cfg[key], resolve=False))
@@ -180,19 +169,3 @@ def load_module_from_checkpoint(run: DictConfig, ckpt: dict[str, Any], ckpt_path
             f"checkpoint {ckpt_path}: its weights do not fit the model of its stored config ({err})"
         ) from err
     return module.eval()
-
-
-def dropper_option(name: str, field: str) -> dict[str, Any]:
-    """The dropper config ``conf/dropper/<name>.yaml`` (Hydra's config search path); ``field`` for errors."""
-    from hydra import compose
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import MissingConfigException
-
-    try:
-        node = compose(config_name=f"dropper/{name}").get("dropper")
-    except MissingConfigException:
-        options = GlobalHydra.instance().config_loader().get_group_options("dropper")
-        raise ValueError(f"{field}={name!r} is not a dropper config; choose one of {options}") from None
-    if node is None:
-        raise ValueError(f"{field}={name!r} drops nothing: choose a dropper (e.g. cutout)")
-    return OmegaConf.to_container(node, resolve=True)

@@ -15,9 +15,14 @@ import torch
 
 from aidpose.codecs.udp_heatmap import decode_to_image
 from aidpose.data.keypoints import KeypointMeta
-from aidpose.data.topdown import warp_to_rgb
+from aidpose.geometry.affine import (
+    box_to_center_scale,
+    clip_boxes,
+    invert_affine,
+    udp_warp_matrix,
+    warp_to_rgb,
+)
 from aidpose.training.topdown_module import TopDownPoseModule
-from aidpose.transforms.affine import box_to_center_scale, clip_boxes, invert_affine, udp_warp_matrix
 
 
 def filter_boxes(

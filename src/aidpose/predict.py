@@ -17,13 +17,13 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-import aidpose  # noqa: F401  (sets offline-friendly environment defaults)
+from aidpose.runtime import CONFIG_PATH
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 BoxTable = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="predict")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="predict")
 def main(cfg: DictConfig) -> None:
     """Hydra task: predict poses on the images of ``cfg.input``."""
     predict(cfg)
@@ -120,8 +120,8 @@ def predict_image(
     batch_size: int,
 ) -> list[dict[str, Any]]:
     """COCO keypoint results of one BGR image's person boxes: crops → keypoints → rescoring and NMS."""
+    from aidpose.evaluation.results import topdown_results
     from aidpose.inference import person_crops, predict_keypoints
-    from aidpose.postprocess import topdown_results
 
     if not len(boxes):
         return []
@@ -145,8 +145,9 @@ def predict_image(
 def predict(cfg: DictConfig) -> dict[str, Any]:
     import cv2
 
-    from aidpose.builders import command_line_keys, config_from_checkpoint, load_module_from_checkpoint
+    from aidpose.builders import config_from_checkpoint, load_module_from_checkpoint
     from aidpose.inference import draw_poses, filter_boxes, whole_image_box
+    from aidpose.runtime import command_line_keys
     from aidpose.training.checkpoints import read_checkpoint
 
     ckpt_path = str(cfg.ckpt_path)

@@ -1,45 +1,39 @@
 """Training entry point: ``python -m aidpose.train [group=option ...] [key=value ...]``.
 
 Writes into the Hydra run folder: ``metrics.json`` (final validation metrics + the run's config
-choices), ``last.ckpt`` / ``best.ckpt``, the logger's files and ``.hydra/`` (the resolved config).
+choices), ``last.ckpt`` / ``best.ckpt`` and ``aid_dropped_per_joint.json`` (``conf/callbacks``), the
+logger's files and ``.hydra/`` (the resolved config).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig
 
-import aidpose  # noqa: F401  (sets offline-friendly environment defaults)
+from aidpose.runtime import CONFIG_PATH, restored_environ
 
 log = logging.getLogger(__name__)
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra task: train, return val AP (for sweepers)."""
-    saved_environ = dict(os.environ)
-    try:
+    with restored_environ():
         return train(cfg).get("AP")
-    finally:
-        # DDP sets MASTER_PORT, WORLD_SIZE, ... in this process: the next multirun job must start clean
-        os.environ.clear()
-        os.environ.update(saved_environ)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     import pytorch_lightning as pl
-    import torch
 
     from aidpose.builders import build_datamodule, build_dropper, build_module
-    from aidpose.training.callbacks import build_callbacks, instantiate_loggers
+    from aidpose.runtime import relaunch_ddp_children_with_this_job, run_choices, teardown_process_group
+    from aidpose.training.callbacks import AidStatistics, instantiate_group
     from aidpose.training.checkpoints import load_weights_only
 
     started = time.time()
@@ -49,11 +43,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     module = build_module(cfg)
     if cfg.init_weights:
         load_weights_only(module, cfg.init_weights)
-    loggers = instantiate_loggers(cfg)
+    loggers = instantiate_group(cfg.get("logger"))
+    callbacks = instantiate_group(cfg.get("callbacks"))
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer,
         max_epochs=module.schedule.scaled_epochs,
-        callbacks=build_callbacks(run_dir, has_logger=bool(loggers)),
+        callbacks=callbacks,
         logger=loggers or False,
         default_root_dir=str(run_dir),
     )
@@ -74,45 +69,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
             "seconds": round(time.time() - started, 1),
             "run_dir": str(run_dir),
             "last_ckpt": str(run_dir / "last.ckpt"),
-            "aid_dropped_kpt_frac": module.last_dropped_kpt_frac,
+            "aid_dropped_kpt_frac": next(
+                (c.last_fraction for c in callbacks if isinstance(c, AidStatistics)), None
+            ),
         }
         (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
         print_summary(summary)
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        # a barrier + explicit teardown avoids gloo's abort at interpreter exit (environment notes)
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    teardown_process_group()
     return metrics
-
-
-def run_choices() -> dict[str, Any]:
-    """The option each config group used (``hydra.runtime.choices``), without Hydra's own groups."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return {}
-    choices = OmegaConf.to_container(HydraConfig.get().runtime.choices)
-    return {k: v for k, v in choices.items() if not k.startswith("hydra")}
-
-
-def relaunch_ddp_children_with_this_job() -> None:
-    """Make Lightning's DDP child processes rerun *this* job, not the whole multirun sweep.
-
-    Lightning relaunches ranks > 0 as ``python -m aidpose.train <sys.argv[1:]> hydra.run.dir=<run.dir>``
-    (Lightning issue #11300). Under ``-m`` that argv is the whole sweep and ``run.dir`` is not the job's
-    folder. Replace argv by this job's own overrides and point ``run.dir`` at the job's output folder.
-    """
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized():
-        return
-    hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode != RunMode.MULTIRUN:
-        return
-    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
-    with read_write(hydra_cfg), open_dict(hydra_cfg):
-        hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
 
 
 def print_summary(summary: dict[str, Any]) -> None:

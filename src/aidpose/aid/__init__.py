@@ -8,7 +8,7 @@ transforms and through the fast ``dropper.drop(image, keypoints, rng)`` of aidpo
 
 from aidpose.aid.fill import IMAGENET_MEAN_RGB
 from aidpose.aid.stats import DroppedKeypointStats, dropped_keypoint_stats
-from aidpose.aid.transforms import Cutout, GridMask, HideAndSeek, InformationDropper, RandomErasing
+from aidpose.aid.transforms import Cutout, GridMask, HideAndSeek, InformationDropper, RandomErasing, Strength
 
 __all__ = [
     "IMAGENET_MEAN_RGB",
@@ -18,5 +18,6 @@ __all__ = [
     "HideAndSeek",
     "InformationDropper",
     "RandomErasing",
+    "Strength",
     "dropped_keypoint_stats",
 ]

@@ -49,9 +49,11 @@ def dropped_keypoint_stats(
 
     Args:
         dropped: (..., K) bool flags from a dropper (e.g. N×K for a batch).
-        visibility: (..., K) COCO visibility of the same keypoints.
+        visibility: (..., K) COCO visibility of the same keypoints, or a bool mask of the visible ones
+            (e.g. the sample pipeline's ``visible``: v = 2 and inside the crop).
         min_visibility: a keypoint counts as visible when v ≥ this (2: visible in the image, as COCO's
             v=1 keypoints have no appearance to lose; 1: every labelled keypoint, e.g. for 0/1 weights).
+            Unused for a bool mask.
     """
     dropped = np.asarray(dropped, dtype=bool)
     visibility = np.asarray(visibility)
@@ -59,7 +61,8 @@ def dropped_keypoint_stats(
         raise ValueError(
             f"dropped {dropped.shape} and visibility {visibility.shape} must have the same (..., K) shape"
         )
-    visible = (visibility >= min_visibility).reshape(-1, dropped.shape[-1])
+    mask = visibility if visibility.dtype == bool else visibility >= min_visibility
+    visible = mask.reshape(-1, dropped.shape[-1])
     hit = dropped.reshape(-1, dropped.shape[-1]) & visible
     return DroppedKeypointStats(
         visible=visible.sum(axis=0, dtype=np.int64), dropped=hit.sum(axis=0, dtype=np.int64)

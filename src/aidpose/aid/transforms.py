@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from albumentations.core.transforms_interface import DualTransform
@@ -35,7 +36,32 @@ from aidpose.aid.masks import (
     sample_has_cells,
 )
 
-__all__ = ["Cutout", "GridMask", "HideAndSeek", "InformationDropper", "RandomErasing"]
+__all__ = ["Cutout", "GridMask", "HideAndSeek", "InformationDropper", "RandomErasing", "Strength"]
+
+STRENGTH_MODES = ("value", "scale", "upper")
+"""How a strength value sets the dropper argument: ``value`` (the argument is the value), ``scale`` (a
+numeric or [lo, hi] argument is multiplied by it: 1 = the configured strength), ``upper`` (a [lo, hi]
+argument gets hi = value, lo as configured)."""
+
+
+@dataclass(frozen=True)
+class Strength:
+    """The constructor argument that sets how much a dropper hides, declared by each dropper class.
+
+    ``python -m aidpose.calibrate`` searches a value in ``[low, high]`` that sets ``param`` per ``mode``
+    (:data:`STRENGTH_MODES`); the test-time occlusion sweep (``test.occlusion_levels``) varies ``param``.
+    """
+
+    param: str
+    mode: str
+    low: float
+    high: float
+
+    def __post_init__(self) -> None:
+        if self.mode not in STRENGTH_MODES:
+            raise ValueError(f"strength mode={self.mode!r} is not one of {STRENGTH_MODES}")
+        if not self.low < self.high:
+            raise ValueError(f"strength range [{self.low}, {self.high}] of {self.param} must have low < high")
 
 
 def _as_xy(keypoints: Any) -> np.ndarray:
@@ -71,10 +97,12 @@ def _choice(owner: str, name: str, value: Any, options: tuple) -> Any:
 class InformationDropper(DualTransform):
     """Base of the AID droppers: sample a region, fill its pixels, leave every label unchanged.
 
-    Subclasses define ``sample_region`` (all randomness, from the given generator) and ``region_mask``.
+    Subclasses define ``sample_region`` (all randomness, from the given generator), ``region_mask`` and
+    ``strength`` (which argument sets how much they hide).
     """
 
     _targets = (Targets.IMAGE, Targets.MASK, Targets.BBOXES, Targets.KEYPOINTS)
+    strength: ClassVar[Strength | None] = None
 
     def __init__(self, fill: Fill, p: float):
         if not 0.0 <= p <= 1.0:
@@ -176,6 +204,8 @@ class Cutout(InformationDropper):
         p: probability of applying.
     """
 
+    strength = Strength("size_range", "scale", 0.25, 2.5)  # hole size, × the configured [0.2, 0.4]
+
     def __init__(
         self,
         num_holes_range: tuple[int, int] = (1, 1),
@@ -240,6 +270,8 @@ class RandomErasing(InformationDropper):
         p: probability of applying.
     """
 
+    strength = Strength("area_range", "upper", 0.05, 1.0)  # largest erased area / crop area
+
     def __init__(
         self,
         area_range: tuple[float, float] = (0.02, 0.4),
@@ -279,6 +311,8 @@ class HideAndSeek(InformationDropper):
         fill: 0, a value per channel, ``"mean"`` (ImageNet mean, RGB) or ``"random"`` (uniform noise).
         p: probability of applying.
     """
+
+    strength = Strength("hide_prob", "value", 0.0, 1.0)  # probability of hiding each cell
 
     def __init__(
         self,
@@ -323,6 +357,8 @@ class GridMask(InformationDropper):
         p: probability of applying.
     """
 
+    strength = Strength("ratio", "value", 0.05, 0.95)  # band width / period (mode 1: kept ratio)
+
     def __init__(
         self,
         d_range: tuple[int, int] = (96, 224),
@@ -364,3 +400,11 @@ class GridMask(InformationDropper):
             region["angle"],
             self.mode,
         )
+
+
+def declared_strength(target: str) -> Strength | None:
+    """The :class:`Strength` declared by the dropper class ``target`` (a ``_target_`` path), or None."""
+    from hydra.utils import get_class
+
+    strength = getattr(get_class(target), "strength", None)
+    return strength if isinstance(strength, Strength) else None

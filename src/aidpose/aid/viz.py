@@ -12,7 +12,7 @@ import numpy as np
 from aidpose.aid.transforms import InformationDropper
 from aidpose.data.coco import load_instances
 from aidpose.data.keypoints import get_layout
-from aidpose.transforms.affine import apply_affine, box_to_center_scale, udp_warp_matrix
+from aidpose.geometry.affine import apply_affine, box_to_center_scale, udp_warp_matrix, warp_to_rgb
 
 KEPT = (40, 220, 40)  # RGB: visible keypoint whose appearance stayed
 DROPPED = (255, 40, 40)  # RGB: keypoint whose pixel was dropped
@@ -52,10 +52,9 @@ def person_crops(
         if image is None:
             raise OSError(f"cannot read image {records.file[i]} (listed in {ann_file})")
         matrix = udp_warp_matrix(centers[i], scales[i], 0.0, input_size)
-        crop = cv2.warpAffine(image, matrix, input_size, flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
         crops.append(
             PersonCrop(
-                image=cv2.cvtColor(crop, cv2.COLOR_BGR2RGB),
+                image=warp_to_rgb(image, matrix, input_size),
                 keypoints=apply_affine(records.keypoints[i, :, :2], matrix),
                 visibility=records.keypoints[i, :, 2].astype(np.int64),
             )

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from aidpose.transforms.affine import apply_affine
+from aidpose.geometry.affine import apply_affine
 
 
 def udp_stride(input_size: Sequence[int], heatmap_size: Sequence[int]) -> np.ndarray:

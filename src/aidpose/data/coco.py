@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from pycocotools.coco import COCO
 
-from aidpose.transforms.affine import clip_boxes
+from aidpose.geometry.affine import clip_boxes
 
 
 @dataclass(frozen=True)

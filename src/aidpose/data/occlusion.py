@@ -2,8 +2,8 @@
 
 :class:`OccludedDataset` wraps a val :class:`~aidpose.data.topdown.TopDownDataset` and applies a dropper to
 every crop with a generator seeded by ``(seed, dataset index)``, so a crop is occluded the same way on
-every run and on every DDP rank. It measures the dropped pixels of each crop; :class:`OcclusionMeter`
-gathers those measurements from every rank during ``trainer.test``.
+every run and on every DDP rank. It measures the dropped pixels of each crop; the
+:class:`~aidpose.training.callbacks.OcclusionMeter` callback gathers those measurements during ``trainer.test``.
 """
 
 from __future__ import annotations
@@ -11,20 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 from torch.utils.data import Dataset
 
+from aidpose.aid.transforms import declared_strength
 from aidpose.data.topdown import KeypointDropper, TopDownDataset
-from aidpose.postprocess import gather_predictions
-from aidpose.transforms.affine import apply_affine, invert_affine
-
-LEVEL_PARAMS = {
-    "aidpose.aid.Cutout": "size_range",
-    "aidpose.aid.RandomErasing": "area_range",
-    "aidpose.aid.HideAndSeek": "hide_prob",
-    "aidpose.aid.GridMask": "ratio",
-}
-"""The dropper argument ``test.occlusion_levels`` sets when ``test.occlusion_param`` is null."""
+from aidpose.geometry.affine import apply_affine, invert_affine
 
 
 def crop_rng(seed: int, index: int) -> np.random.Generator:
@@ -92,59 +83,20 @@ class OccludedDataset(Dataset):
         return item
 
 
-class OcclusionMeter(pl.Callback):
-    """Collects the measured occlusion of every test crop, gathered from all ranks without duplicates.
-
-    After ``trainer.test`` on an :class:`OccludedDataset`, :attr:`summary` holds ``occluded_area`` (mean
-    fraction of crop pixels dropped), ``dropped_kpt_frac`` (fraction of visible keypoints whose pixel was
-    dropped) and ``instances``.
-    """
-
-    def __init__(self) -> None:
-        self._outputs: list[dict[str, np.ndarray]] = []
-        self.summary: dict[str, float | int] = {}
-
-    def on_test_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        if "occluded_frac" in batch:
-            self._outputs.append(
-                {k: batch[k].cpu().numpy() for k in ("index", "occluded_frac", "dropped", "visible")}
-            )
-
-    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        gathered = gather_predictions(self._outputs)  # collective: every rank calls it
-        self._outputs = []
-        if not gathered:
-            self.summary = {}
-            return
-        visible = gathered["visible"]
-        self.summary = {
-            "occluded_area": float(gathered["occluded_frac"].astype(np.float64).mean()),
-            "dropped_kpt_frac": float((gathered["dropped"] & visible).sum() / max(int(visible.sum()), 1)),
-            "instances": len(gathered["index"]),
-        }
-
-
 def level_config(
     dropper_cfg: dict[str, Any], level: float | None, param: str | None = None
 ) -> dict[str, Any]:
     """The dropper config at one occlusion level, applied to every crop (``p=1``).
 
-    ``param`` (default: :data:`LEVEL_PARAMS` of the dropper's ``_target_``) is set to ``level``; a
+    ``param`` (default: the ``strength`` argument the dropper class declares) is set to ``level``; a
     ``[lo, hi]`` range argument becomes ``[level, level]``. ``level=None`` keeps the config as is.
     """
     cfg = {**dropper_cfg, "p": 1.0}
     if level is None:
         return cfg
     target = cfg.get("_target_")
-    param = param or LEVEL_PARAMS.get(target)
+    strength = declared_strength(str(target))
+    param = param or (strength.param if strength else None)
     if param is None:
         raise ValueError(
             f"test.occlusion_levels: no default argument to vary for dropper {target}; set test.occlusion_param"

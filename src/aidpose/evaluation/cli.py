@@ -7,16 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from aidpose.evaluation.evaluate import DATASETS, evaluate_results
-
-
-def format_table(metrics: dict[str, float]) -> str:
-    """Two-column text table of the metrics, values to 4 decimals ("n/a" where undefined: -1)."""
-    width = max(len(name) for name in metrics)
-    lines = [f"{'metric':<{width}}  value", f"{'-' * width}  ------"]
-    for name, value in metrics.items():
-        lines.append(f"{name:<{width}}  {'n/a' if value == -1 else f'{value:.4f}'}")
-    return "\n".join(lines)
+from aidpose.evaluation.api import DATASETS, evaluate_results, format_metrics
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps(metrics))
     else:
-        print(format_table(metrics))
+        print(format_metrics(metrics))
     return 0
 
 

@@ -1,8 +1,9 @@
-"""COCO keypoint results: loading, validation into arrays, and HRNet/UDP rescoring."""
+"""COCO keypoint results: building them from top-down predictions (rescoring, OKS-NMS), loading, validation."""
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from aidpose.evaluation.annotations import GroundTruth
+from aidpose.evaluation.nms import oks_nms, soft_oks_nms
 
 ResultsSource = str | Path | Sequence[Mapping[str, Any]]
 
@@ -181,3 +183,51 @@ def rescore_by_keypoints(box_scores: np.ndarray, keypoint_scores: np.ndarray, th
     total = np.where(above, keypoint_scores, 0.0).sum(axis=1)
     mean = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
     return np.asarray(box_scores, dtype=np.float64) * mean
+
+
+def topdown_results(
+    predictions: dict[str, np.ndarray],
+    *,
+    sigmas: np.ndarray,
+    nms: str = "oks",
+    nms_thr: float = 0.9,
+    soft_nms_thr: float = 0.3,
+    kpt_score_thr: float = 0.2,
+    category_id: int = 1,
+) -> list[dict]:
+    """COCO keypoint results from top-down predictions.
+
+    Each instance is rescored as HRNet/UDP do (box score × mean confidence of the keypoints above
+    ``kpt_score_thr``), then per image OKS-NMS at ``nms_thr`` (``nms="oks"``), Gaussian soft-OKS-NMS at
+    ``soft_nms_thr`` (``"soft_oks"``: overlapping poses keep decayed scores, at most 20 per image) or none.
+    """
+    if not predictions:
+        return []
+    if nms not in ("oks", "soft_oks", "none"):
+        raise ValueError(f"test.nms={nms!r}: choose one of 'oks', 'soft_oks', 'none'")
+    keypoints = predictions["keypoints"]
+    scores = rescore_by_keypoints(predictions["bbox_score"], keypoints[..., 2], kpt_score_thr)
+    by_image: dict[int, list[int]] = defaultdict(list)
+    for i, image_id in enumerate(predictions["image_id"].tolist()):
+        by_image[image_id].append(i)
+    results = []
+    for image_id, members in by_image.items():
+        idx = np.asarray(members)
+        kpts, image_scores, areas = keypoints[idx], scores[idx], predictions["area"][idx]
+        if nms == "oks":
+            keep = oks_nms(kpts, image_scores, areas, sigmas, nms_thr)
+            kept_scores = image_scores[keep]
+        elif nms == "soft_oks":  # decays the scores of overlapping poses instead of dropping them
+            keep, kept_scores = soft_oks_nms(kpts, image_scores, areas, sigmas, soft_nms_thr)
+        else:
+            keep, kept_scores = np.arange(len(idx)), image_scores
+        for j, score in zip(np.asarray(keep).tolist(), np.asarray(kept_scores).tolist(), strict=True):
+            results.append(
+                {
+                    "image_id": int(image_id),
+                    "category_id": category_id,
+                    "keypoints": [round(float(v), 3) for v in kpts[j].reshape(-1)],
+                    "score": float(score),
+                }
+            )
+    return results

@@ -7,7 +7,6 @@ COCO results → metrics. All the math lives in ``aidpose.codecs`` and ``aidpose
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,8 @@ from torch import nn
 from aidpose.codecs.udp_heatmap import decode_to_image, flip_back_heatmaps
 from aidpose.data.keypoints import get_layout
 from aidpose.evaluation import evaluate_results
-from aidpose.postprocess import gather_predictions, topdown_results
+from aidpose.evaluation.results import topdown_results
+from aidpose.training.distributed import gather_predictions
 from aidpose.training.schedule import Schedule, lr_factor
 
 METRIC_KEYS = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AP_vis", "AP_invis")
@@ -72,11 +72,8 @@ class TopDownPoseModule(pl.LightningModule):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("flip_index", torch.as_tensor(self.layout.flip_index), persistent=False)
         self._val_outputs: list[dict[str, np.ndarray]] = []
-        self._dropped = torch.zeros(self.layout.num_keypoints, dtype=torch.float64)
-        self._visible = torch.zeros(self.layout.num_keypoints, dtype=torch.float64)
         self.last_metrics: dict[str, float] = {}
         self.last_metrics_epoch = -1
-        self.last_dropped_kpt_frac = 0.0  # share of visible keypoints the dropper hid in the last epoch
         self.last_results: list[dict] = []
         self.run_config: dict[str, Any] | None = None  # the resolved run config, stored in checkpoints
 
@@ -101,28 +98,7 @@ class TopDownPoseModule(pl.LightningModule):
         heatmaps = self(batch["image"])
         loss = self.loss(heatmaps, batch["target"], batch["target_weight"])
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(heatmaps))
-        visible = batch["visible"]
-        self._dropped += (batch["dropped"] & visible).sum(0).double().cpu()
-        self._visible += visible.sum(0).double().cpu()
         return loss
-
-    def on_train_epoch_end(self) -> None:
-        counts = torch.stack([self._dropped, self._visible]).to(self.device)
-        if self.trainer.world_size > 1:
-            counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
-        dropped, visible = counts.double().cpu()
-        self.last_dropped_kpt_frac = float(dropped.sum() / visible.sum().clamp(min=1))
-        self.log("train/aid_dropped_kpt_frac", self.last_dropped_kpt_frac)
-        if self.trainer.is_global_zero:
-            per_joint = (dropped / visible.clamp(min=1)).tolist()
-            path = Path(self.trainer.default_root_dir) / "aid_dropped_per_joint.json"
-            history = json.loads(path.read_text()) if path.is_file() else []
-            history.append(
-                {"epoch": self.current_epoch, **dict(zip(self.layout.keypoint_names, per_joint, strict=True))}
-            )
-            path.write_text(json.dumps(history, indent=1))
-        self._dropped.zero_()
-        self._visible.zero_()
 
     # ---- validation ------------------------------------------------------------------------
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

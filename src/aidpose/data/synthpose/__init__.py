@@ -15,10 +15,10 @@ CLI: ``python -m aidpose.data.synthpose --out DIR --num-train N --num-val M --se
 """
 
 from aidpose.data.synthpose.cache import dataset_folder_name, ensure_synthpose
+from aidpose.data.synthpose.dataset_statistics import crowd_index, dataset_statistics
 from aidpose.data.synthpose.generate import GENERATOR_VERSION, MANIFEST_NAME, generate_synthpose
 from aidpose.data.synthpose.preview import write_preview
 from aidpose.data.synthpose.scene import OCCLUDER_OWNER_BASE, PRESETS, RenderedImage, render_sample
-from aidpose.data.synthpose.stats import crowd_index, dataset_statistics
 
 __all__ = [
     "GENERATOR_VERSION",

@@ -9,10 +9,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from aidpose.data.synthpose.dataset_statistics import dataset_statistics
 from aidpose.data.synthpose.generate import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, generate_synthpose, prepare_folder
 from aidpose.data.synthpose.preview import write_preview
 from aidpose.data.synthpose.scene import PRESETS
-from aidpose.data.synthpose.stats import dataset_statistics
 
 
 def _non_negative(text: str) -> int:

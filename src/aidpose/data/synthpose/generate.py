@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 
 from aidpose.data.keypoints import COCO
+from aidpose.data.synthpose.dataset_statistics import crowd_index
 from aidpose.data.synthpose.scene import get_preset, render_sample
-from aidpose.data.synthpose.stats import crowd_index
 
 # Bump whenever the generator's output changes for the same parameters (invalidates cached datasets).
 GENERATOR_VERSION = "2"

@@ -1,4 +1,4 @@
-"""Pure logic of ``python -m aidpose.calibrate``: match a dropper's initial training loss to a target's.
+"""The search of ``python -m aidpose.calibrate``: match a dropper's initial training loss to a target's.
 
 The AID paper chose each dropper's hyperparameters so that the initial training losses of all droppers
 stay close: a dropper that removes more information makes the early loss higher. Here one scalar
@@ -20,10 +20,8 @@ from typing import Any
 
 import yaml
 
-MODES = ("value", "scale", "upper")
-"""How the searched value sets the dropper argument: ``value`` (the argument is the value), ``scale`` (a
-numeric or [lo, hi] argument is multiplied by it: 1 = the configured strength), ``upper`` (a [lo, hi]
-argument gets hi = value, lo as configured)."""
+from aidpose.aid.transforms import Strength, declared_strength
+from aidpose.tables import format_table
 
 
 @dataclass(frozen=True)
@@ -136,53 +134,38 @@ def match_loss(
 # ------------------------------------------------------------------------------------ dropper configs
 
 
-@dataclass(frozen=True)
-class StrengthParam:
-    """The searched strength of a dropper: argument ``param`` set by the value in [low, high] per ``mode``."""
-
-    param: str
-    mode: str
-    low: float
-    high: float
-
-
-def strength_param(search: Mapping[str, Any], dropper_cfg: Mapping[str, Any], field: str) -> StrengthParam:
-    """The :class:`StrengthParam` of ``dropper_cfg`` from ``search`` (keyed by the ``_target_``'s class name).
-
-    ``field`` names the config block in error messages (e.g. ``calibrate.search``).
-    """
+def strength_param(dropper_cfg: Mapping[str, Any], search_range: Sequence[float] | None = None) -> Strength:
+    """The searched :class:`~aidpose.aid.Strength` of ``dropper_cfg``: the one its class declares, over
+    ``search_range`` ([low, high], ``calibrate.range``) when given."""
     target = str(dropper_cfg.get("_target_", ""))
-    name = target.rsplit(".", 1)[-1]
-    if name not in search:
+    declared = declared_strength(target)
+    if declared is None:
         raise ValueError(
-            f"{field} has no entry for dropper class {name!r} ({target}); it has {sorted(search)}. Add one, "
-            f"e.g. +{field}.{name}={{param: ARG, mode: value, range: [LOW, HIGH]}}"
+            f"dropper class {target} declares no strength: give it a class attribute "
+            "`strength = Strength(param, mode, low, high)` (aidpose.aid.Strength) to calibrate it"
         )
-    entry = search[name]
-    where = f"{field}.{name}"
-    missing = {"param", "mode", "range"} - set(entry)
-    if missing:
-        raise ValueError(f"{where} lacks {sorted(missing)}: give param, mode ({'|'.join(MODES)}) and range")
-    if entry["mode"] not in MODES:
-        raise ValueError(f"{where}.mode={entry['mode']!r} is not one of {MODES}")
-    if entry["param"] not in dropper_cfg:
+    spec = declared
+    if search_range is not None:
+        try:
+            low, high = (float(v) for v in search_range)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"calibrate.range must be two numbers [low, high], got {search_range!r}"
+            ) from None
+        if not low < high:
+            raise ValueError(f"calibrate.range={[low, high]} must have low < high")
+        spec = Strength(declared.param, declared.mode, low, high)
+    if spec.param not in dropper_cfg:
         args = sorted(k for k in dropper_cfg if not k.startswith("_"))
-        raise ValueError(f"{where}.param={entry['param']!r} is not an argument of {target}: {args}")
-    try:
-        low, high = (float(v) for v in entry["range"])
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}.range must be two numbers [low, high], got {entry['range']!r}") from None
-    if not low < high:
-        raise ValueError(f"{where}.range={[low, high]} must have low < high")
-    spec = StrengthParam(str(entry["param"]), str(entry["mode"]), low, high)
+        raise ValueError(f"strength argument {spec.param!r} of {target} is not in the dropper config: {args}")
     current = dropper_cfg[spec.param]
     if spec.mode == "upper":
         if not (isinstance(current, Sequence) and len(current) == 2):
-            raise ValueError(f"{where}.mode=upper needs a [lo, hi] argument; {spec.param}={current!r}")
-        if low < float(current[0]):
+            raise ValueError(f"strength mode upper needs a [lo, hi] argument; {spec.param}={current!r}")
+        if spec.low < float(current[0]):
             raise ValueError(
-                f"{where}.range={[low, high]} goes below {spec.param}'s lower end {current[0]}: "
-                "start the range at or above it"
+                f"search range {[spec.low, spec.high]} goes below {spec.param}'s lower end {current[0]}: "
+                "start calibrate.range at or above it"
             )
     return spec
 
@@ -192,8 +175,8 @@ def _round(value: float) -> float:
     return float(f"{value:.6g}")
 
 
-def dropper_at(dropper_cfg: Mapping[str, Any], spec: StrengthParam, value: float) -> dict[str, Any]:
-    """A copy of ``dropper_cfg`` with its strength argument set by ``value`` (see :data:`MODES`)."""
+def dropper_at(dropper_cfg: Mapping[str, Any], spec: Strength, value: float) -> dict[str, Any]:
+    """A copy of ``dropper_cfg`` with its strength argument set by ``value`` (see ``aidpose.aid.STRENGTH_MODES``)."""
     cfg = dict(dropper_cfg)
     current = cfg[spec.param]
     if spec.mode == "value":
@@ -255,18 +238,21 @@ def override_value(value: Any) -> str:
 # ------------------------------------------------------------------------------------ report
 
 
-def format_table(rows: Sequence[Mapping[str, Any]], target: float) -> str:
+def format_trials(rows: Sequence[Mapping[str, Any]], target: float) -> str:
     """Text table of measured rows (``label``, ``value``, ``setting``, ``loss``, ``dropped_kpt_frac``).
 
     ``value`` may be None (reference rows); the gap column is relative to ``target``.
     """
-    header = f"{'#':>3}  {'dropper':<16}{'value':>9}  {'setting':<24}{'loss':>12}  {'gap':>8}  {'kpts %':>7}"
-    lines = [header, "-" * len(header)]
-    for i, row in enumerate(rows):
-        value = "" if row.get("value") is None else f"{row['value']:.4g}"
-        gap = 100 * relative_gap(row["loss"], target)
-        lines.append(
-            f"{i:>3}  {row['label']:<16}{value:>9}  {row['setting']:<24}{row['loss']:12.6g}  "
-            f"{gap:+7.2f}%  {100 * row['dropped_kpt_frac']:7.2f}"
-        )
-    return "\n".join(lines)
+    cells = [
+        [
+            str(i),
+            row["label"],
+            "" if row.get("value") is None else f"{row['value']:.4g}",
+            row["setting"],
+            f"{row['loss']:.6g}",
+            f"{100 * relative_gap(row['loss'], target):+.2f}%",
+            f"{100 * row['dropped_kpt_frac']:.2f}",
+        ]
+        for i, row in enumerate(rows)
+    ]
+    return format_table(["#", "dropper", "value", "setting", "loss", "gap", "kpts %"], cells, "><><>>>")

@@ -1,4 +1,4 @@
-"""``evaluate_results``: the one call that turns a COCO keypoint results list into metrics."""
+"""``evaluate_results``: the one call that turns a COCO keypoint results list into metrics (and their table)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from aidpose.evaluation.cocoeval import evaluate_coco
 from aidpose.evaluation.crowdpose import evaluate_crowdpose
 from aidpose.evaluation.results import ResultsSource, detections_from_results, load_results
 from aidpose.evaluation.visibility import evaluate_visibility
+from aidpose.tables import format_table
 
 DATASETS = ("coco", "crowdpose")
 
@@ -51,3 +52,9 @@ def evaluate_results(
     if dataset == "crowdpose":
         return evaluate_crowdpose(gt, dt, layout.sigmas)
     return {**evaluate_coco(gt, dt, layout.sigmas), **evaluate_visibility(gt, dt, layout.sigmas)}
+
+
+def format_metrics(metrics: dict[str, float]) -> str:
+    """Two-column text table of the metrics, values to 4 decimals ("n/a" where undefined: -1)."""
+    rows = [[name, "n/a" if value == -1 else f"{value:.4f}"] for name, value in metrics.items()]
+    return format_table(["metric", "value"], rows, "<>")

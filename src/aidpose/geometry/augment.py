@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from aidpose.transforms.affine import fix_aspect_ratio
+from aidpose.geometry.affine import fix_aspect_ratio
 
 HALF_BODY_PADDING = 1.5
 """Half-body box = box of the chosen joints, grown to the input aspect ratio, × this factor (HRNet)."""

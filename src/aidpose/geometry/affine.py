@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 
 
@@ -89,3 +90,16 @@ def clip_boxes(boxes_xywh: np.ndarray, image_sizes: np.ndarray) -> tuple[np.ndar
     wh = x2y2 - x1y1
     valid = (wh > 0).all(axis=1)
     return np.concatenate([x1y1, wh], axis=1).astype(np.float32), valid
+
+
+def warp_to_rgb(image_bgr: np.ndarray, matrix: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
+    """Warp a BGR image with a 2×3 matrix (bilinear, black border) → contiguous HWC RGB uint8 crop.
+
+    cv2 warps 4-channel images with SIMD, 3-channel ones without: converting to RGBA first and back
+    after the warp is about 100 µs faster per 256×192 crop than warping the BGR image directly.
+    """
+    rgba = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGBA)
+    crop = cv2.warpAffine(
+        rgba, matrix, output_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
+    return cv2.cvtColor(crop, cv2.COLOR_RGBA2RGB)

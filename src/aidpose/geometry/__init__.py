@@ -1,13 +1,14 @@
-"""Geometry (UDP affine crops) and sample augmentation of the top-down pipeline."""
+"""Geometry of the top-down sample pipeline: UDP affine crops and the augmentation parameters that shape them."""
 
-from aidpose.transforms.affine import (
+from aidpose.geometry.affine import (
     apply_affine,
     box_to_center_scale,
     clip_boxes,
     invert_affine,
     udp_warp_matrix,
+    warp_to_rgb,
 )
-from aidpose.transforms.augment import AugmentationParams, TopDownAugmentation
+from aidpose.geometry.augment import AugmentationParams, TopDownAugmentation
 
 __all__ = [
     "AugmentationParams",
@@ -17,4 +18,5 @@ __all__ = [
     "clip_boxes",
     "invert_affine",
     "udp_warp_matrix",
+    "warp_to_rgb",
 ]

@@ -1,0 +1,121 @@
+"""What every command-line entry point needs around its job (as the Lightning-Hydra template's ``utils``).
+
+Where the configs are (checkout or installed wheel), the config choices and command-line keys of the
+run, the DDP relaunch under a Hydra multirun, the distributed teardown, and a clean ``os.environ`` per
+job. Light to import: torch and Hydra's internals are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf, open_dict, read_write
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def config_path() -> str:
+    """The Hydra config directory: the copy shipped in the wheel, else the checkout's top-level ``conf/``.
+
+    A wheel carries ``conf/`` as the package data ``aidpose/conf`` (see ``setup.py``); a checkout or an
+    editable install reads ``<repo>/conf`` directly, so edits to the configs take effect without a build.
+    """
+    if (PACKAGE_DIR / "conf" / "train.yaml").is_file():
+        return "pkg://aidpose.conf"
+    checkout = PACKAGE_DIR.parents[1] / "conf"
+    if (checkout / "train.yaml").is_file():
+        return str(checkout)
+    raise FileNotFoundError(
+        f"aidpose's configs are neither in the package ({PACKAGE_DIR / 'conf'}) nor in a checkout ({checkout}): "
+        "install a built wheel or run from a checkout (pip install -e .)"
+    )
+
+
+CONFIG_PATH = config_path()
+
+
+def run_choices() -> dict[str, Any]:
+    """The option each config group used (``hydra.runtime.choices``), without Hydra's own groups."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {}
+    choices = OmegaConf.to_container(HydraConfig.get().runtime.choices)
+    return {k: v for k, v in choices.items() if not k.startswith("hydra")}
+
+
+def command_line_keys() -> set[str]:
+    """Keys and groups set on this run's command line (``hydra.overrides.task``), e.g. ``{"test.flip"}``."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not HydraConfig.initialized():
+        return set()
+    overrides = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+    return {o.key_or_group for o in overrides}
+
+
+def relaunch_ddp_children_with_this_job() -> None:
+    """Make Lightning's DDP child processes rerun *this* job, not the whole multirun sweep.
+
+    Lightning relaunches ranks > 0 as ``python -m <entry point> <sys.argv[1:]> hydra.run.dir=<run.dir>``
+    (Lightning issue #11300). Under ``-m`` that argv is the whole sweep and ``run.dir`` is not the job's
+    folder. Replace argv by this job's own overrides and point ``run.dir`` at the job's output folder.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return
+    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
+    with read_write(hydra_cfg), open_dict(hydra_cfg):
+        hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
+
+
+def teardown_process_group() -> None:
+    """Barrier + explicit teardown of the default process group, if one is up.
+
+    Without it gloo often aborts at interpreter exit after a DDP run finished (environment notes).
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+@contextmanager
+def restored_environ() -> Iterator[None]:
+    """Run a job and put ``os.environ`` back as it was: DDP sets MASTER_PORT, WORLD_SIZE, ... in this
+    process, and the next job of a multirun must start clean."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def dropper_option(name: str, field: str) -> dict[str, Any]:
+    """The dropper config ``conf/dropper/<name>.yaml`` (the running app's config search path); ``field``
+    (e.g. ``test.occlusion``) names the option in errors."""
+    from hydra import compose
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import MissingConfigException
+
+    try:
+        node = compose(config_name=f"dropper/{name}").get("dropper")
+    except MissingConfigException:
+        options = GlobalHydra.instance().config_loader().get_group_options("dropper")
+        raise ValueError(f"{field}={name!r} is not a dropper config; choose one of {options}") from None
+    if node is None:
+        raise ValueError(f"{field}={name!r} drops nothing: choose a dropper (e.g. cutout)")
+    return OmegaConf.to_container(node, resolve=True)
