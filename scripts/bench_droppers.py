@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from aidpose.aid import Cutout, GridMask, HideAndSeek, InformationDropper, RandomErasing
+from aidpose.codecs import UDPHeatmapCodec
 from aidpose.data.sources import SynthPoseSource
 from aidpose.data.topdown import StageTimer, TopDownDataset
 from aidpose.geometry.augment import TopDownAugmentation
@@ -34,7 +35,7 @@ from aidpose.geometry.augment import TopDownAugmentation
 SIZES = ((256, 192), (512, 512))  # (height, width)
 TARGET_SHARE = 0.05  # issue 4: AID's share of the whole top-down sample pipeline
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_COCO = REPO.parent / "shared" / "data" / "coco_mini"
+DEFAULT_COCO = REPO / "tests" / "data" / "coco_mini"
 
 
 def droppers_and_counterparts(
@@ -107,9 +108,7 @@ def pipeline_shares(ann_file: Path, image_dir: Path, samples: int) -> dict[str, 
             ann_file,
             image_dir,
             train=True,
-            input_size=(192, 256),
-            heatmap_size=(48, 64),
-            sigma=2.0,
+            codec=UDPHeatmapCodec((192, 256), (48, 64), 2.0),
             augmentation=TopDownAugmentation(),
             dropper=dropper,
         )

@@ -1,6 +1,6 @@
 """Top-down training sample pipeline throughput on one core, one thread. Prints JSON.
 
-For SynthPose and the real COCO photos of ../shared/data/coco_mini: training samples per second (per
+For SynthPose and the real COCO photos of tests/data/coco_mini: training samples per second (per
 wall-clock and per CPU second) of ``TopDownDataset.__getitem__`` at 256×192 input, 64×48 heatmaps, σ=2,
 with flip, half-body, scale and rotation on and an AID dropper (Cutout by default), and the share of each
 stage (decode, augmentation sampling, warp, dropper, target, rest). Also one DataLoader worker feeding
@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
+from aidpose.codecs import UDPHeatmapCodec
 from aidpose.data.sources import SynthPoseSource
 from aidpose.data.topdown import StageTimer, TopDownDataset
 from aidpose.geometry.augment import TopDownAugmentation
@@ -77,9 +78,7 @@ def bench(ann_file: Path, image_dir: Path, args: argparse.Namespace) -> dict[str
         ann_file,
         image_dir,
         train=True,
-        input_size=(192, 256),
-        heatmap_size=(48, 64),
-        sigma=2.0,
+        codec=UDPHeatmapCodec((192, 256), (48, 64), 2.0),
         augmentation=TopDownAugmentation(),
         dropper=make_dropper(args.dropper),
     )
@@ -102,7 +101,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--dropper", choices=("cutout", "none"), default="cutout")
     parser.add_argument("--synthpose-root", type=Path, default=REPO / "data" / "synthpose")
-    parser.add_argument("--coco-mini", type=Path, default=REPO.parent / "shared" / "data" / "coco_mini")
+    parser.add_argument("--coco-mini", type=Path, default=REPO / "tests" / "data" / "coco_mini")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     cv2.ocl.setUseOpenCL(False)

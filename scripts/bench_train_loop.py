@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from aidpose.codecs import UDPHeatmapCodec
 from aidpose.models import KeypointMSELoss, PoseNet, TimmBackbone
 from aidpose.models.heads import ConvHead
 from aidpose.training.schedule import Schedule
@@ -58,13 +59,11 @@ def make_module(args: argparse.Namespace) -> TopDownPoseModule:
         schedule=Schedule(name="s1", epochs=args.epochs, milestones=[args.epochs], lr=1e-3, warmup_steps=10),
         optimizer=torch.optim.Adam,
         layout="coco",
-        input_size=(96, 128),
-        heatmap_size=(24, 32),
+        codec=UDPHeatmapCodec(input_size=(96, 128), heatmap_size=(24, 32), sigma=1.5, blur_kernel=7),
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         test={
             "flip": True,
-            "blur_kernel": 7,
             "nms": "oks",
             "nms_thr": 0.9,
             "kpt_score_thr": 0.2,

@@ -20,7 +20,7 @@ import cv2
 from aidpose.aid import Cutout, GridMask, HideAndSeek, RandomErasing
 from aidpose.aid.viz import PersonCrop, dropper_grid, person_crops
 
-DEFAULT_COCO = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco_mini"
+DEFAULT_COCO = Path(__file__).resolve().parents[1] / "tests" / "data" / "coco_mini"
 
 
 def droppers() -> dict:

@@ -6,7 +6,8 @@ import pytest
 from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
 
-from aidpose.builders import build_dropper, build_schedule, plain_config
+from aidpose.builders import build_codec, build_dropper, build_module, build_schedule, plain_config
+from aidpose.codecs import UDPHeatmapCodec
 from aidpose.training.schedule import Schedule
 from tests.helpers import CONF_DIR, compose_config
 
@@ -25,6 +26,9 @@ def test_every_axis_has_a_group():
         "logger",
         "debug",
         "experiment",
+        "optimizer",
+        "loader",
+        "callbacks",
     }
     assert expected <= set(GROUPS)
 
@@ -38,6 +42,9 @@ def test_option_composes_and_resolves(group, option, tmp_path):
     assert isinstance(schedule, Schedule) and schedule.scaled_epochs >= 1
     instantiate(cfg.paradigm.augmentation)
     instantiate(cfg.dataset.source)
+    instantiate(cfg.optimizer)
+    codec = build_codec(cfg)
+    assert isinstance(codec, UDPHeatmapCodec) and codec.input_size == tuple(cfg.paradigm.input_size)
     if group == "dropper":
         dropper = build_dropper(cfg)
         assert (dropper is None) == (option == "none")
@@ -69,3 +76,24 @@ def test_unknown_choice_lists_the_options(tmp_path):
     with pytest.raises(MissingConfigException) as err:
         compose_config(["backbone=resnet1000"], tmp_path)
     assert "hrnet_w32" in str(err.value)
+
+
+def test_the_codec_is_one_node_and_test_blur_kernel_overrides_its_kernel(tmp_path):
+    cfg = compose_config(["debug=fast"], tmp_path)
+    assert build_codec(cfg) == UDPHeatmapCodec((64, 96), (16, 24), sigma=1.0, blur_kernel=5)
+    cfg = compose_config(["debug=fast", "test.blur_kernel=9"], tmp_path)
+    assert build_codec(cfg).blur_kernel == 9
+
+
+def test_the_paradigm_names_its_module_and_a_heatmap_size_off_the_network_is_a_clear_error(tmp_path):
+    cfg = compose_config(["debug=fast"], tmp_path)
+    module = build_module(cfg, build_codec(cfg))
+    assert type(module).__name__ == cfg.paradigm.module._target_.rsplit(".", 1)[-1]
+    assert module.codec.heatmap_size == (16, 24) and module.training  # the size check leaves train mode
+    cfg = compose_config(["debug=fast", "paradigm.codec.heatmap_size=[32,48]"], tmp_path)
+    message = (
+        r"paradigm.codec.heatmap_size=\[32, 48\] does not fit the network: backbone=hrnet_w18_small with its "
+        r"head maps paradigm.input_size=\[64, 96\] to \[16, 24\] heatmaps .* Set paradigm.codec.heatmap_size=\[16, 24\]"
+    )
+    with pytest.raises(ValueError, match=message):
+        build_module(cfg, build_codec(cfg))

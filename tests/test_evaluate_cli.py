@@ -36,7 +36,8 @@ def test_evaluate_writes_metrics_and_coco_results(eval_gt_run, coco_mini_odd, ti
     assert summary["dataset"] == "coco" and summary["ckpt_path"] == str(tiny_checkpoint)
     assert summary["data"]["instances"] == 11 and summary["world_size"] == 1
     # test options: the checkpoint's own (debug=fast trained with blur kernel 5), the metric of the dataset
-    assert summary["test"]["blur_kernel"] == 5 and summary["test"]["dataset"] == "coco"
+    assert summary["codec"]["blur_kernel"] == 5 and summary["test"]["blur_kernel"] is None
+    assert summary["test"]["dataset"] == "coco"
     assert summary["num_results"] == len(results) > 0
     assert {"image_id", "category_id", "keypoints", "score"} <= set(results[0])
     assert len(results[0]["keypoints"]) == 3 * 17
@@ -79,7 +80,7 @@ def stored_run(test: dict) -> dict:
         "aidpose_config": {
             "dataset": {"name": "synthpose", "layout": "coco", "metric": "coco", "source": {}},
             "backbone": {"name": "resnet18", "pretrained": True, "weights": "/somewhere/r18.pth"},
-            "paradigm": {"data": {"num_workers": 4, "val_batch_size": 64}},
+            "loader": {"num_workers": 4, "val_batch_size": 64},
             "dropper": {"_target_": "aidpose.aid.Cutout"},
             "test": test,
             "paths": {"root": "/old/run"},
@@ -97,7 +98,7 @@ def test_test_options_come_from_the_checkpoint_then_the_command_line():
     assert run.test.dataset == "coco"  # the metric of the evaluated dataset, not the stored one
     assert run.backbone.pretrained is False and run.backbone.weights is None  # weights from the checkpoint
     assert run.dropper is None and run.task_name == "evaluate"
-    assert run.paradigm.data.num_workers == 0 and run.paradigm.data.val_batch_size == 64
+    assert run.loader.num_workers == 0 and run.loader.val_batch_size == 64
     assert run.trainer.devices == 1
 
 

@@ -11,6 +11,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from aidpose.aid import Cutout
+from aidpose.codecs import UDPHeatmapCodec
 from aidpose.data.occlusion import OccludedDataset, crop_rng, level_config, occlude
 from aidpose.data.topdown import TopDownDataset
 from aidpose.evaluation.occlusion import occlusion_droppers
@@ -60,7 +61,7 @@ def test_level_config_sets_the_size_argument_and_p():
     has = {"_target_": "aidpose.aid.HideAndSeek", "p": 1.0, "hide_prob": 0.5}
     assert level_config(has, 0.25)["hide_prob"] == 0.25
     with pytest.raises(ValueError, match=r"set test\.occlusion_param"):
-        level_config({"_target_": "my.Dropper", "size": 1}, 0.1)
+        level_config({"_target_": "aidpose.aid.InformationDropper", "size": 1}, 0.1)  # declares no strength
     with pytest.raises(ValueError, match=r"test\.occlusion_param='radius'"):
         level_config(cutout, 0.1, "radius")
 
@@ -96,9 +97,7 @@ def coco_val(coco_mini) -> TopDownDataset:
         coco_mini / "test_coco.json",
         coco_mini,
         train=False,
-        input_size=(48, 64),
-        heatmap_size=(12, 16),
-        sigma=1.0,
+        codec=UDPHeatmapCodec((48, 64), (12, 16), 1.0),
     )
 
 

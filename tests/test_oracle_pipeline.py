@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from torch.utils.data import default_collate
 
-from aidpose.codecs.udp_heatmap import decode_to_image
+from aidpose.codecs import UDPHeatmapCodec
 from aidpose.data.keypoints import COCO
 from aidpose.data.topdown import TopDownDataset
 from aidpose.evaluation import evaluate_results
@@ -27,14 +27,10 @@ def test_ground_truth_heatmaps_score_ap_one(coco_mini, input_size, heatmap_size,
         coco_mini / "test_coco.json",
         coco_mini,
         train=False,
-        input_size=input_size,
-        heatmap_size=heatmap_size,
-        sigma=sigma,
+        codec=UDPHeatmapCodec(input_size, heatmap_size, sigma, blur_kernel),
     )
     batch = default_collate([dataset[i] for i in range(len(dataset))])
-    keypoints = decode_to_image(
-        batch["target"].numpy(), batch["inv_affine"].numpy(), input_size, heatmap_size, blur_kernel
-    )
+    keypoints = dataset.codec.decode(batch["target"].numpy(), batch["inv_affine"].numpy())
     predictions = {
         "index": batch["index"].numpy(),
         "image_id": batch["image_id"].numpy(),

@@ -11,17 +11,18 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from aidpose.codecs import UDPHeatmapCodec
 from aidpose.codecs.udp_heatmap import encode_udp_heatmaps, flip_back_heatmaps
 from aidpose.data.topdown import TopDownDataset
 from aidpose.geometry.affine import apply_affine, box_to_center_scale, udp_warp_matrix
 from aidpose.geometry.augment import TopDownAugmentation
 
-SIZES = {"input_size": (192, 256), "heatmap_size": (48, 64), "sigma": 2.0}
+CODEC = UDPHeatmapCodec(input_size=(192, 256), heatmap_size=(48, 64), sigma=2.0)
 NO_AUG = {"half_body_prob": 0.0, "scale_sigma": 0.0, "rotation_prob": 0.0}
 
 
 def _dataset(root: Path, **kwargs) -> TopDownDataset:
-    return TopDownDataset(root / "test_coco.json", root, **SIZES, **kwargs)
+    return TopDownDataset(root / "test_coco.json", root, codec=CODEC, **kwargs)
 
 
 class CornerDropper:
@@ -171,8 +172,7 @@ def test_options_are_validated(coco_mini: Path) -> None:
     with pytest.raises(ValueError, match="boxes='gt'"):
         _dataset(coco_mini, train=True, boxes="detections", det_file=det)
     with pytest.raises(ValueError, match="sigma"):
-        TopDownDataset(coco_mini / "test_coco.json", coco_mini, train=False, input_size=(192, 256),
-                       heatmap_size=(48, 64), sigma=0.0)  # fmt: skip
+        UDPHeatmapCodec(input_size=(192, 256), heatmap_size=(48, 64), sigma=0.0)
     val = _dataset(coco_mini, train=False, boxes="detections", det_file=det, det_score_thr=0.5)
     assert (val.records.ann_id == -1).all() and val[0]["target_weight"].sum() == 0
 

@@ -6,6 +6,7 @@ from collections.abc import Collection
 from functools import partial
 from typing import Any
 
+import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -13,14 +14,6 @@ from aidpose.data.keypoints import get_layout
 from aidpose.models import PoseNet
 from aidpose.training.datamodule import PoseDataModule
 from aidpose.training.schedule import Schedule
-from aidpose.training.topdown_module import TopDownPoseModule
-
-PARADIGMS = ("topdown",)
-
-
-def check_paradigm(cfg: DictConfig) -> None:
-    if cfg.paradigm.name not in PARADIGMS:
-        raise ValueError(f"paradigm={cfg.paradigm.name!r} is not available; choose one of {PARADIGMS}")
 
 
 def build_dropper(cfg: DictConfig) -> Any | None:
@@ -28,62 +21,54 @@ def build_dropper(cfg: DictConfig) -> Any | None:
     return None if cfg.get("dropper") is None else instantiate(cfg.dropper)
 
 
-def build_datamodule(cfg: DictConfig, dropper: Any | None = None) -> PoseDataModule:
-    """Train/val datasets of ``cfg.dataset`` through the paradigm's sample pipeline."""
-    from aidpose.data.topdown import TopDownDataset
+def build_codec(cfg: DictConfig) -> Any:
+    """The paradigm's codec (``paradigm.codec``); ``test.blur_kernel``, when set, replaces its DARK kernel."""
+    kernel = cfg.test.get("blur_kernel")
+    return instantiate(cfg.paradigm.codec, **({} if kernel is None else {"blur_kernel": kernel}))
 
-    check_paradigm(cfg)
-    p, t = cfg.paradigm, cfg.test
+
+def build_datamodule(cfg: DictConfig, codec: Any, dropper: Any | None = None) -> PoseDataModule:
+    """Train/val datasets of ``cfg.dataset`` through the paradigm's dataset class (``paradigm.dataset``)."""
+    p, loader = cfg.paradigm, cfg.loader
+    make = instantiate(p.dataset)
     common = {
         "layout": cfg.dataset.layout,
-        "input_size": tuple(p.input_size),
-        "heatmap_size": tuple(p.heatmap_size),
-        "sigma": p.sigma,
-        "padding": p.padding,
-        "skip_unreadable_images": p.data.skip_unreadable_images,
+        "codec": codec,
+        "skip_unreadable_images": loader.skip_unreadable_images,
     }
-    train = partial(
-        TopDownDataset, train=True, augmentation=instantiate(p.augmentation), dropper=dropper, **common
-    )
-    val = partial(
-        TopDownDataset,
-        train=False,
-        boxes=t.boxes,
-        det_file=t.det_file,
-        det_score_thr=t.det_score_thr,
-        min_box_area=t.min_box_area,
-        **common,
-    )
+    augmentation = instantiate(p.augmentation) if p.get("augmentation") is not None else None
+    train = partial(make, train=True, augmentation=augmentation, dropper=dropper, **common)
+    val = partial(make, train=False, **{key: cfg.test[key] for key in p.val_test_options}, **common)
     return PoseDataModule(
         source=instantiate(cfg.dataset.source),
         train_dataset=train,
         val_dataset=val,
-        batch_size=p.data.batch_size,
-        val_batch_size=p.data.val_batch_size,
-        num_workers=p.data.num_workers,
-        pin_memory=p.data.pin_memory,
-        persistent_workers=p.data.persistent_workers,
+        batch_size=loader.batch_size,
+        val_batch_size=loader.val_batch_size,
+        num_workers=loader.num_workers,
+        pin_memory=loader.pin_memory,
+        persistent_workers=loader.persistent_workers,
     )
 
 
-def build_module(cfg: DictConfig) -> TopDownPoseModule:
-    """The LightningModule: backbone + head of ``cfg.backbone``/``cfg.head``, loss, schedule, test options."""
-    check_paradigm(cfg)
+def build_module(cfg: DictConfig, codec: Any) -> pl.LightningModule:
+    """The paradigm's LightningModule (``paradigm.module``) on backbone + head, with loss, schedule, optimizer.
+
+    The network's output size for the codec's input size is measured once here: a codec whose heatmap size
+    does not match is an error naming the options to change.
+    """
     p = cfg.paradigm
     layout = get_layout(cfg.dataset.layout)
     net = PoseNet(instantiate(cfg.backbone), instantiate(cfg.head), num_keypoints=layout.num_keypoints)
-    module = TopDownPoseModule(
+    codec.check_output_size(net.output_size(codec.input_size), f"backbone={cfg.backbone.name} with its head")
+    module = instantiate(p.module)(
         net=net,
         loss=instantiate(p.loss),
         schedule=build_schedule(cfg),
-        optimizer=instantiate(p.optimizer),
+        optimizer=instantiate(cfg.optimizer),
         layout=cfg.dataset.layout,
-        input_size=tuple(p.input_size),
-        heatmap_size=tuple(p.heatmap_size),
-        mean=list(p.mean),
-        std=list(p.std),
+        codec=codec,
         test=OmegaConf.to_container(cfg.test, resolve=True),
-        channels_last=p.channels_last,
     )
     module.run_config = plain_config(cfg)
     return module
@@ -116,7 +101,7 @@ def config_from_checkpoint(
     the checkpoint (``aidpose_config``); the backbone loads no pretrained weights (the checkpoint has them).
     From ``cfg`` (an evaluate/predict config): ``paths``, ``trainer`` and ``task_name`` when it has them,
     ``dataset`` unless null (null: the checkpoint's dataset), ``num_workers``/``batch_size`` unless null
-    (they set ``paradigm.data.num_workers``/``val_batch_size``). Test options: the checkpoint's own
+    (they set ``loader.num_workers``/``loader.val_batch_size``). Test options: the checkpoint's own
     (they belong to its experiment, e.g. the blur kernel of its heatmap sigma), completed by ``cfg.test``
     for keys the checkpoint lacks, overridden by the ``test.*`` keys in ``given`` (set on the command
     line; a ``test=NAME`` group choice takes all of ``cfg.test``). ``test.dataset`` (which metric)
@@ -144,9 +129,9 @@ def config_from_checkpoint(
         run.backbone.weights = None
     run.dropper = None
     if cfg.get("num_workers") is not None:
-        run.paradigm.data.num_workers = cfg.num_workers
+        run.loader.num_workers = cfg.num_workers
     if cfg.get("batch_size") is not None:
-        run.paradigm.data.val_batch_size = cfg.batch_size
+        run.loader.val_batch_size = cfg.batch_size
     cli_test = _plain_node(cfg, "test")
     if "test" in given:
         run.test = cli_test
@@ -159,9 +144,10 @@ def config_from_checkpoint(
     return run
 
 
-def load_module_from_checkpoint(run: DictConfig, ckpt: dict[str, Any], ckpt_path: str) -> TopDownPoseModule:
-    """The module of ``run`` (see :func:`config_from_checkpoint`) with the checkpoint's weights, in eval mode."""
-    module = build_module(run)
+def load_module_from_checkpoint(run: DictConfig, ckpt: dict[str, Any], ckpt_path: str) -> pl.LightningModule:
+    """The module of ``run`` (see :func:`config_from_checkpoint`) with the checkpoint's weights, in eval mode;
+    its codec is ``module.codec``."""
+    module = build_module(run, build_codec(run))
     try:
         module.load_state_dict(ckpt["state_dict"])
     except RuntimeError as err:

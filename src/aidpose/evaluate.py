@@ -42,7 +42,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     ckpt = read_checkpoint(ckpt_path)
     run = config_from_checkpoint(ckpt, cfg, ckpt_path, command_line_keys())
     module = load_module_from_checkpoint(run, ckpt, ckpt_path)
-    datamodule = build_datamodule(run)
+    datamodule = build_datamodule(run, module.codec)
     occlusion_param, droppers = occlusion_droppers(run.test)
     run_dir = Path(run.paths.output_dir)
     meter = OcclusionMeter()
@@ -68,6 +68,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "data": val.summary,
         "num_results": len(module.last_results),
         "test": OmegaConf.to_container(run.test, resolve=True),
+        "codec": vars(module.codec),
         "world_size": trainer.world_size,
         "seconds": round(time.time() - started, 1),
         "run_dir": str(run_dir),

@@ -13,7 +13,6 @@ import cv2
 import numpy as np
 import torch
 
-from aidpose.codecs.udp_heatmap import decode_to_image
 from aidpose.data.keypoints import KeypointMeta
 from aidpose.geometry.affine import (
     box_to_center_scale,
@@ -74,19 +73,15 @@ def person_crops(
 def predict_keypoints(
     module: TopDownPoseModule, crops: np.ndarray, inv_affines: np.ndarray, batch_size: int = 32
 ) -> np.ndarray:
-    """Keypoints (N, K, 3) = image x, y, score of the crops, with the module's test options (flip, blur)."""
+    """Keypoints (N, K, 3) = image x, y, score of the crops: the module's flip test and codec (DARK blur)."""
     was_training = module.training
     module.eval()
     out = np.zeros((len(crops), module.layout.num_keypoints, 3), dtype=np.float32)
     for start in range(0, len(crops), batch_size):
         batch = torch.from_numpy(crops[start : start + batch_size]).to(module.device)
         heatmaps = module.predict_heatmaps(batch)
-        out[start : start + len(batch)] = decode_to_image(
-            heatmaps.float().cpu().numpy(),
-            inv_affines[start : start + batch_size],
-            module.input_size,
-            module.heatmap_size,
-            module.test_cfg["blur_kernel"],
+        out[start : start + len(batch)] = module.codec.decode(
+            heatmaps.float().cpu().numpy(), inv_affines[start : start + batch_size]
         )
     module.train(was_training)
     return out

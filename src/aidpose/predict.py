@@ -125,7 +125,7 @@ def predict_image(
 
     if not len(boxes):
         return []
-    crops, inverse = person_crops(image, boxes, module.input_size, padding)
+    crops, inverse = person_crops(image, boxes, module.codec.input_size, padding)
     predictions = {
         "image_id": np.full(len(boxes), image_id, dtype=np.int64),
         "keypoints": predict_keypoints(module, crops, inverse, batch_size),

@@ -31,7 +31,7 @@ def main(cfg: DictConfig) -> float | None:
 def train(cfg: DictConfig) -> dict[str, float]:
     import pytorch_lightning as pl
 
-    from aidpose.builders import build_datamodule, build_dropper, build_module
+    from aidpose.builders import build_codec, build_datamodule, build_dropper, build_module
     from aidpose.runtime import relaunch_ddp_children_with_this_job, run_choices, teardown_process_group
     from aidpose.training.callbacks import AidStatistics, instantiate_group
     from aidpose.training.checkpoints import load_weights_only
@@ -39,8 +39,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     started = time.time()
     pl.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.output_dir)
-    datamodule = build_datamodule(cfg, build_dropper(cfg))
-    module = build_module(cfg)
+    module = build_module(cfg, build_codec(cfg))
+    datamodule = build_datamodule(cfg, module.codec, build_dropper(cfg))
     if cfg.init_weights:
         load_weights_only(module, cfg.init_weights)
     loggers = instantiate_group(cfg.get("logger"))

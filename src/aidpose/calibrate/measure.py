@@ -132,6 +132,7 @@ def build_probe(cfg: DictConfig) -> tuple[InitialLoss, DictConfig, str]:
     import torch
 
     from aidpose.builders import (
+        build_codec,
         build_datamodule,
         build_module,
         config_from_checkpoint,
@@ -150,9 +151,9 @@ def build_probe(cfg: DictConfig) -> tuple[InitialLoss, DictConfig, str]:
     else:
         run = cfg
         torch.manual_seed(cfg.seed)
-        module = build_module(cfg)
+        module = build_module(cfg, build_codec(cfg))
         start = f"a fresh initialisation (seed {cfg.seed})"
-    datamodule = build_datamodule(run)
+    datamodule = build_datamodule(run, module.codec)
     datamodule.setup("fit")
     splits = datamodule.splits
 

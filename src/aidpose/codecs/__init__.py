@@ -1,6 +1,7 @@
 """Keypoint codecs: keypoints ↔ training targets / network outputs."""
 
 from aidpose.codecs.udp_heatmap import (
+    UDPHeatmapCodec,
     decode_to_image,
     decode_udp_heatmaps,
     encode_udp_heatmaps,
@@ -9,6 +10,7 @@ from aidpose.codecs.udp_heatmap import (
 )
 
 __all__ = [
+    "UDPHeatmapCodec",
     "decode_to_image",
     "decode_udp_heatmaps",
     "encode_udp_heatmaps",

@@ -8,6 +8,7 @@ input and the heatmap coincide. Everything is vectorised over instances and join
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -160,3 +161,62 @@ def flip_back_heatmaps(
         index = torch.as_tensor(flip_index, device=heatmaps.device, dtype=torch.long)
         return heatmaps.flip(-1).index_select(-3, index)
     return np.take(np.asarray(heatmaps)[..., ::-1], np.asarray(flip_index), axis=-3)
+
+
+@dataclass(frozen=True)
+class UDPHeatmapCodec:
+    """The heatmap geometry of a run in one object, built once from ``paradigm.codec`` and shared by the
+    dataset (:meth:`encode`), the LightningModule and inference (:meth:`decode`, :meth:`flip_back`).
+
+    Args:
+        input_size: (width, height) of the network input (the crop).
+        heatmap_size: (width, height) of the heatmaps; must be the network's output size for
+            ``input_size`` (:meth:`check_output_size`, called when the model is built).
+        sigma: Gaussian sigma of the targets in heatmap pixels.
+        blur_kernel: odd size of the DARK-UDP blur before decoding (11 for sigma=2, 17 for sigma=3).
+    """
+
+    input_size: tuple[int, int]
+    heatmap_size: tuple[int, int]
+    sigma: float
+    blur_kernel: int = 11
+
+    def __post_init__(self) -> None:
+        sizes = {"input_size": self.input_size, "heatmap_size": self.heatmap_size}
+        for name, size in sizes.items():
+            if len(size) != 2 or min(size) < 2:
+                raise ValueError(f"codec {name} is (width, height) of at least 2 px each, got {list(size)}")
+            object.__setattr__(self, name, (int(size[0]), int(size[1])))
+        if not self.sigma > 0:
+            raise ValueError(f"codec sigma must be > 0, got {self.sigma}")
+        if int(self.blur_kernel) < 1 or int(self.blur_kernel) % 2 != 1:
+            raise ValueError(
+                f"codec blur_kernel must be odd (11 for sigma=2, 17 for sigma=3), got {self.blur_kernel}"
+            )
+        object.__setattr__(self, "sigma", float(self.sigma))
+        object.__setattr__(self, "blur_kernel", int(self.blur_kernel))
+
+    def encode(self, keypoints: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Targets ``(K, h, w)`` and weights ``(K,)`` of one instance's keypoints ``(K, 2)`` in input pixels."""
+        return encode_udp_heatmaps(keypoints, weights, self.input_size, self.heatmap_size, self.sigma)
+
+    def decode(self, heatmaps: np.ndarray | torch.Tensor, inv_affine: np.ndarray) -> np.ndarray:
+        """Heatmaps ``(N, K, h, w)`` and crop→image matrices ``(N, 2, 3)`` → ``(N, K, 3)`` image [x, y, score]."""
+        return decode_to_image(heatmaps, inv_affine, self.input_size, self.heatmap_size, self.blur_kernel)
+
+    @staticmethod
+    def flip_back(
+        heatmaps: np.ndarray | torch.Tensor, flip_index: Sequence[int] | np.ndarray | torch.Tensor
+    ) -> np.ndarray | torch.Tensor:
+        """Heatmaps of a mirrored crop → heatmaps of the original crop (see :func:`flip_back_heatmaps`)."""
+        return flip_back_heatmaps(heatmaps, flip_index)
+
+    def check_output_size(self, output_size: Sequence[int], network: str) -> None:
+        """Raise a clear error when the network's output ``(width, height)`` is not ``heatmap_size``."""
+        measured = [int(v) for v in output_size]
+        if tuple(measured) != self.heatmap_size:
+            raise ValueError(
+                f"paradigm.codec.heatmap_size={list(self.heatmap_size)} does not fit the network: {network} "
+                f"maps paradigm.input_size={list(self.input_size)} to {measured} heatmaps (width, height). "
+                f"Set paradigm.codec.heatmap_size={measured}, or change paradigm.input_size or the backbone."
+            )

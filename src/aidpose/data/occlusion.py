@@ -95,8 +95,9 @@ def level_config(
     if level is None:
         return cfg
     target = cfg.get("_target_")
-    strength = declared_strength(str(target))
-    param = param or (strength.param if strength else None)
+    if param is None:
+        strength = declared_strength(str(target))
+        param = strength.param if strength else None
     if param is None:
         raise ValueError(
             f"test.occlusion_levels: no default argument to vary for dropper {target}; set test.occlusion_param"

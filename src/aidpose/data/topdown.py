@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from aidpose.codecs.udp_heatmap import encode_udp_heatmaps
+from aidpose.codecs.udp_heatmap import UDPHeatmapCodec
 from aidpose.data.coco import load_instances
 from aidpose.data.keypoints import get_layout
 from aidpose.geometry.affine import (
@@ -102,8 +102,7 @@ class TopDownDataset(Dataset):
     Args:
         ann_file, image_dir: COCO-format annotation file and the folder of its images.
         train: augmentation and dropper on (True) or plain centred crops (False).
-        input_size, heatmap_size: (width, height) of the crop and of the heatmaps.
-        sigma: Gaussian sigma of the targets in heatmap pixels.
+        codec: the run's heatmap codec: crop size (``codec.input_size``) and target encoding.
         layout: keypoint layout name (``aidpose.data.keypoints``).
         augmentation: training augmentation (None: none).
         dropper: AID dropper applied to training crops (None: none).
@@ -121,9 +120,7 @@ class TopDownDataset(Dataset):
         image_dir: str | os.PathLike,
         *,
         train: bool,
-        input_size: tuple[int, int],
-        heatmap_size: tuple[int, int],
-        sigma: float,
+        codec: UDPHeatmapCodec,
         layout: str = "coco",
         augmentation: TopDownAugmentation | None = None,
         dropper: KeypointDropper | None = None,
@@ -138,22 +135,14 @@ class TopDownDataset(Dataset):
             raise ValueError(
                 "training needs annotated boxes: set boxes='gt' (boxes='detections' is for evaluation)"
             )
-        if len(input_size) != 2 or len(heatmap_size) != 2 or min(*input_size, *heatmap_size) < 2:
-            raise ValueError(
-                f"input_size and heatmap_size are (width, height) of at least 2 px each, got {input_size} "
-                f"and {heatmap_size}"
-            )
-        if sigma <= 0:
-            raise ValueError(f"sigma must be > 0, got {sigma}")
         if dropper is not None and not callable(getattr(dropper, "drop", None)):
             raise TypeError(f"dropper {type(dropper).__name__} has no drop(image, keypoints, rng) method")
         self.layout = get_layout(layout)
         self.ann_file = str(ann_file)
         self.image_dir = str(image_dir)
         self.train = train
-        self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.heatmap_size = (int(heatmap_size[0]), int(heatmap_size[1]))
-        self.sigma = float(sigma)
+        self.codec = codec
+        self.input_size = codec.input_size
         self.augmentation = augmentation if train else None
         self.dropper = dropper if train else None
         self.skip_unreadable_images = skip_unreadable_images
@@ -258,9 +247,7 @@ class TopDownDataset(Dataset):
                 )
         timer.lap("dropper")
 
-        target, target_weight = encode_udp_heatmaps(
-            xy, (flags > 0).astype(np.float32), self.input_size, self.heatmap_size, self.sigma
-        )
+        target, target_weight = self.codec.encode(xy, (flags > 0).astype(np.float32))
         timer.lap("target")
 
         w, h = self.input_size

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -21,3 +21,13 @@ class PoseNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
+
+    @torch.no_grad()
+    def output_size(self, input_size: Sequence[int]) -> tuple[int, int]:
+        """(width, height) of the heatmaps for an input of ``input_size`` = (width, height): one forward
+        pass of a zero image in eval mode (the training mode is restored, BatchNorm statistics untouched)."""
+        was_training = self.training
+        self.eval()
+        out = self(torch.zeros(1, 3, int(input_size[1]), int(input_size[0])))
+        self.train(was_training)
+        return int(out.shape[-1]), int(out.shape[-2])

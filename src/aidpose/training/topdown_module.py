@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from aidpose.codecs.udp_heatmap import decode_to_image, flip_back_heatmaps
+from aidpose.codecs.udp_heatmap import UDPHeatmapCodec
 from aidpose.data.keypoints import get_layout
 from aidpose.evaluation import evaluate_results
 from aidpose.evaluation.results import topdown_results
@@ -35,9 +35,9 @@ class TopDownPoseModule(pl.LightningModule):
         schedule: epochs, milestones, base LR and warm-up (see ``aidpose.training.schedule``).
         optimizer: partial optimizer constructor taking ``(params, lr=...)``.
         layout: keypoint layout name ("coco", "crowdpose").
-        input_size, heatmap_size: (width, height) of the network input and output.
+        codec: the run's heatmap codec (input/heatmap size, decoding with its DARK blur kernel).
         mean, std: RGB normalisation on the 0–255 scale, applied on the device.
-        test: validation/test options: ``flip``, ``blur_kernel``, ``nms`` ("oks", "soft_oks", "none"),
+        test: validation/test options: ``flip``, ``nms`` ("oks", "soft_oks", "none"),
             ``nms_thr``, ``kpt_score_thr`` (rescoring threshold), ``dataset`` ("coco" or "crowdpose" metrics).
         channels_last: run the network in channels-last memory format (faster on CPUs and tensor cores).
     """
@@ -49,8 +49,7 @@ class TopDownPoseModule(pl.LightningModule):
         schedule: Schedule,
         optimizer: Callable[..., torch.optim.Optimizer],
         layout: str,
-        input_size: Sequence[int],
-        heatmap_size: Sequence[int],
+        codec: UDPHeatmapCodec,
         mean: Sequence[float],
         std: Sequence[float],
         test: dict[str, Any],
@@ -62,8 +61,7 @@ class TopDownPoseModule(pl.LightningModule):
         self.schedule = schedule
         self.optimizer_factory = optimizer
         self.layout = get_layout(layout)
-        self.input_size = tuple(input_size)
-        self.heatmap_size = tuple(heatmap_size)
+        self.codec = codec
         self.test_cfg = dict(test)
         self.channels_last = channels_last
         self.register_buffer(
@@ -90,7 +88,7 @@ class TopDownPoseModule(pl.LightningModule):
         heatmaps = self(images)
         if self.test_cfg["flip"]:
             flipped = self(images.flip(-1))
-            heatmaps = 0.5 * (heatmaps + flip_back_heatmaps(flipped, self.flip_index))
+            heatmaps = 0.5 * (heatmaps + self.codec.flip_back(flipped, self.flip_index))
         return heatmaps
 
     # ---- training --------------------------------------------------------------------------
@@ -105,13 +103,7 @@ class TopDownPoseModule(pl.LightningModule):
         heatmaps = self.predict_heatmaps(batch["image"])
         loss = self.loss(heatmaps, batch["target"], batch["target_weight"])
         self.log("val/loss", loss, sync_dist=True, batch_size=len(heatmaps))
-        keypoints = decode_to_image(
-            heatmaps.float().cpu().numpy(),
-            batch["inv_affine"].cpu().numpy(),
-            self.input_size,
-            self.heatmap_size,
-            self.test_cfg["blur_kernel"],
-        )
+        keypoints = self.codec.decode(heatmaps.float().cpu().numpy(), batch["inv_affine"].cpu().numpy())
         self._val_outputs.append(
             {
                 "index": batch["index"].cpu().numpy(),
