@@ -14,7 +14,7 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-COCO_MINI = REPO_ROOT.parent / "shared" / "data" / "coco_mini"
+COCO_MINI = REPO_ROOT / "tests" / "data" / "coco_mini"
 
 
 @pytest.fixture(scope="session")
@@ -24,9 +24,7 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def coco_mini() -> Path:
-    """The four real COCO val2017 photos with their annotations and detector boxes (../shared)."""
-    if not (COCO_MINI / "test_coco.json").is_file():
-        pytest.skip(f"real COCO fixture not found at {COCO_MINI} (it lives in ../shared beside the checkout)")
+    """The four real COCO val2017 photos with their annotations and detector boxes (tests/data/coco_mini)."""
     return COCO_MINI
 
 
