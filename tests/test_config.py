@@ -97,3 +97,15 @@ def test_the_paradigm_names_its_module_and_a_heatmap_size_off_the_network_is_a_c
     )
     with pytest.raises(ValueError, match=message):
         build_module(cfg, build_codec(cfg))
+
+
+def test_readme_overrides_compose_and_build(tmp_path):
+    """README's examples: the loader group, and a 384×288 input with the codec sized to match."""
+    cfg = compose_config(
+        ["loader.num_workers=4", "paradigm.input_size=[288,384]", "paradigm.codec.heatmap_size=[72,96]",
+         "paradigm.codec.sigma=3", "paradigm.codec.blur_kernel=17"],
+        tmp_path,
+    )  # fmt: skip
+    assert cfg.loader.num_workers == 4
+    module = build_module(cfg, build_codec(cfg))
+    assert module.codec == UDPHeatmapCodec((288, 384), (72, 96), sigma=3.0, blur_kernel=17)
