@@ -116,10 +116,10 @@ def build_report(
 ) -> dict[str, Any]:
     """The numbers of the report (``report.json``): one cell per configuration, unfinished runs apart."""
     finished = [r for r in runs if r.problem is None]
-    common = {
-        k: v for k, v in (runs[0].config.items() if runs else ()) if all(r.config.get(k) == v for r in runs)
-    }
-    shown = varying_keys([r.config for r in runs])
+    # from finished runs: a run that never wrote metrics.json may know only its overrides, not its choices
+    configs = [r.config for r in finished]
+    common = {k: v for k, v in (configs[0].items() if configs else ()) if all(c.get(k) == v for c in configs)}
+    shown = varying_keys(configs)
     by_config = group_runs(finished)
     cells = []
     for key, cell_runs in sorted(by_config.items(), key=lambda kv: row_order(dict(kv[0]), baseline)):
