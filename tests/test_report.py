@@ -114,7 +114,7 @@ def test_report_of_collected_runs(tmp_path, capsys):
     (root / "cutout_seed0" / "occlusion").mkdir()
     (root / "cutout_seed0" / "occlusion" / "occlusion.json").write_text(json.dumps(occlusion))
 
-    assert main([str(root)]) == 0
+    assert main([str(root), "--metrics", "AP", "AP50", "APL"]) == 0
     out = root / "report"
     report = json.loads((out / "report.json").read_text())
     none, cutout = report["cells"]  # the baseline row first
@@ -126,6 +126,12 @@ def test_report_of_collected_runs(tmp_path, capsys):
     assert cutout["curves"]["val/AP"]["epoch"] == [1, 2]
     assert cutout["occlusion"]["cutout"][1]["AP"]["mean"] == pytest.approx(0.2)
     assert sorted(Path(u["run"]).name for u in report["unfinished"]) == ["cutout_seed2", "cutout_seed3"]
+    assert "seed" in report["ignored_keys"]
+    assert cutout["config"] == {
+        "backbone": "hrnet_w18_small",
+        "dropper": "cutout",
+        "schedule": "s1",
+    }  # the key
 
     table = (out / "report.md").read_text()
     assert "| dropper=cutout | 2 | 35.0 ± 2.8 (+4.0) | 70.0 ± 5.7 (+8.0) | n/a |" in table
@@ -143,3 +149,6 @@ def test_cli_errors_are_clear(tmp_path):
         main([str(tmp_path), str(tmp_path)])  # two PATHs need --out
     with pytest.raises(FileNotFoundError, match="is not a folder"):
         main([str(tmp_path / "missing")])
+    write_run(tmp_path / "run", "none", 0, 0.3)
+    with pytest.raises(SystemExit, match="--metrics APx: no run has it; the runs have AP AP50 APL"):
+        main([str(tmp_path / "run"), "--metrics", "AP", "APx"])

@@ -46,8 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(python -m aidpose.train writes both)"
         )
     runs = [read_run(d, args.ignore) for d in run_dirs]
+    available = {m for r in runs for m in r.metrics}
+    unknown = [m for m in args.metrics if m not in available]
+    if unknown and available:
+        sys.exit(f"--metrics {' '.join(unknown)}: no run has it; the runs have {' '.join(sorted(available))}")
     key, value = args.baseline.split("=", 1)
-    report = build_report(runs, args.metrics, (key, value), args.paths)
+    report = build_report(runs, args.metrics, (key, value), args.paths, [*TECHNICAL_KEYS, *args.ignore])
     out = args.out or args.paths[0] / "report"
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2))

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from aidpose.report.runs import Run
+from aidpose.report.runs import TECHNICAL_KEYS, Run
 
 TABLE_METRICS = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AP_vis", "AP_invis")
 OCCLUSION_METRICS = ("AP", "AP_vis", "AP_invis")
@@ -113,6 +113,7 @@ def build_report(
     metrics: Sequence[str] = TABLE_METRICS,
     baseline: tuple[str, str] = ("dropper", "none"),
     sources: Sequence[Path] = (),
+    ignored: Sequence[str] = TECHNICAL_KEYS,
 ) -> dict[str, Any]:
     """The numbers of the report (``report.json``): one cell per configuration, unfinished runs apart."""
     finished = [r for r in runs if r.problem is None]
@@ -128,11 +129,9 @@ def build_report(
         compared_runs = by_config.get(tuple(compared.items())) if compared is not None else None
         stats = {m: metric_stats([r.metrics.get(m, -1.0) for r in cell_runs]) for m in metrics}
         for m, s in stats.items():
-            reference = (
-                metric_stats([r.metrics.get(m, -1.0) for r in compared_runs]) if compared_runs else None
-            )
-            defined = reference is not None and s["mean"] is not None and reference["mean"] is not None
-            s["delta"] = s["mean"] - reference["mean"] if defined else None
+            reference = metric_stats([r.metrics.get(m, -1.0) for r in compared_runs or []])
+            both = s["mean"] is not None and reference["mean"] is not None
+            s["delta"] = s["mean"] - reference["mean"] if both else None
         columns = sorted({c for r in cell_runs for c in r.curves})
         test_droppers = sorted({d for r in cell_runs for d in r.occlusion})
         cells.append(
@@ -158,6 +157,7 @@ def build_report(
         "sources": [str(s) for s in sources],
         "grouping": "configuration = every config group's option + key=value overrides, without the seed and "
         "technical keys; runs of one configuration (differing only by seed) form one row",
+        "ignored_keys": list(ignored),
         "common": common,
         "varying": shown,
         "baseline": "=".join(baseline),
