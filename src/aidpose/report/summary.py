@@ -1,0 +1,217 @@
+"""Group runs by configuration, aggregate over seeds, compare with the baseline row, render Markdown."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from aidpose.report.runs import TECHNICAL_KEYS, Run
+
+TABLE_METRICS = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AP_vis", "AP_invis")
+OCCLUSION_METRICS = ("AP", "AP_vis", "AP_invis")
+
+
+def group_runs(runs: Iterable[Run]) -> dict[tuple[tuple[str, str], ...], list[Run]]:
+    """Runs by configuration (runs that differ only by seed share one), in first-seen order."""
+    cells: dict[tuple[tuple[str, str], ...], list[Run]] = {}
+    for run in runs:
+        cells.setdefault(tuple(run.config.items()), []).append(run)
+    return cells
+
+
+def baseline_config(config: dict[str, str], baseline: tuple[str, str]) -> dict[str, str] | None:
+    """The configuration this one is compared with: ``key=value`` set, the key's own sub-keys dropped.
+
+    ``dropper=cutout dropper.p=0.5 schedule=s2`` → ``dropper=none schedule=s2``; None for a baseline row itself.
+    """
+    key, value = baseline
+    if config.get(key) == value:
+        return None
+    compared = {k: v for k, v in config.items() if not k.startswith(f"{key}.")}
+    compared[key] = value
+    return dict(sorted(compared.items()))
+
+
+def of_key(name: str, key: str) -> bool:
+    """``name`` is ``key`` or one of its sub-keys (``dropper``, ``dropper.p``)."""
+    return name == key or name.startswith(f"{key}.")
+
+
+def family(config: dict[str, str], baseline_key: str) -> dict[str, str]:
+    """The configuration without the baseline key and its sub-keys: rows compared with each other."""
+    return {k: v for k, v in config.items() if not of_key(k, baseline_key)}
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (None for a single value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+def metric_stats(values: Sequence[float]) -> dict[str, Any]:
+    """Mean/std over seeds; undefined (None) if any run has no ground truth for it (pycocotools' -1)."""
+    if not values or any(v < 0 for v in values):
+        return {"mean": None, "std": None, "values": list(values)}
+    mean, std = mean_std(values)
+    return {"mean": mean, "std": std, "values": list(values)}
+
+
+def format_stat(mean: float | None, std: float | None, delta: float | None = None) -> str:
+    """``23.2 ± 0.4 (+1.1)`` in percent with one decimal; a fraction in, points out; ``n/a`` if undefined."""
+    if mean is None:
+        return "n/a"
+    text = f"{100 * mean:.1f}" + ("" if std is None else f" ± {100 * std:.1f}")
+    return text if delta is None else f"{text} ({100 * delta:+.1f})"
+
+
+def varying_keys(configs: Sequence[dict[str, str]]) -> list[str]:
+    """Keys whose value is not the same in every configuration."""
+    keys = sorted({k for c in configs for k in c})
+    return [k for k in keys if len({c.get(k) for c in configs}) > 1]
+
+
+def label(config: dict[str, str], keys: Sequence[str]) -> str:
+    return " ".join(f"{k}={config.get(k, '(default)')}" for k in keys) or "all runs"
+
+
+def curve_stats(curves: Sequence[dict[int, float]]) -> dict[str, list[float]]:
+    """Mean, min and max over runs at every epoch any run logged (``n`` = runs with a value there)."""
+    epochs = sorted({e for c in curves for e in c})
+    values = [[c[e] for c in curves if e in c] for e in epochs]
+    return {
+        "epoch": epochs,
+        "mean": [statistics.fmean(v) for v in values],
+        "min": [min(v) for v in values],
+        "max": [max(v) for v in values],
+        "n": [len(v) for v in values],
+    }
+
+
+def occlusion_stats(reports: Sequence[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per occlusion level: mean measured occluded area and mean/min/max of each metric over runs."""
+    levels: dict[str, list[dict[str, Any]]] = {}
+    for rows in reports:
+        for row in rows:
+            levels.setdefault(str(row["level"]), []).append(row)
+    out = []
+    for level, rows in levels.items():
+        entry: dict[str, Any] = {
+            "level": level,
+            "n": len(rows),
+            "occluded_area": statistics.fmean(r["occluded_area"] for r in rows),
+        }
+        for metric in OCCLUSION_METRICS:
+            values = [r["metrics"][metric] for r in rows]
+            entry[metric] = {"mean": statistics.fmean(values), "min": min(values), "max": max(values)}
+        out.append(entry)
+    return sorted(out, key=lambda e: e["occluded_area"])
+
+
+def build_report(
+    runs: Sequence[Run],
+    metrics: Sequence[str] = TABLE_METRICS,
+    baseline: tuple[str, str] = ("dropper", "none"),
+    sources: Sequence[Path] = (),
+    ignored: Sequence[str] = TECHNICAL_KEYS,
+) -> dict[str, Any]:
+    """The numbers of the report (``report.json``): one cell per configuration, unfinished runs apart."""
+    finished = [r for r in runs if r.problem is None]
+    # from finished runs: a run that never wrote metrics.json may know only its overrides, not its choices
+    configs = [r.config for r in finished]
+    common = {k: v for k, v in (configs[0].items() if configs else ()) if all(c.get(k) == v for c in configs)}
+    shown = varying_keys(configs)
+    by_config = group_runs(finished)
+    cells = []
+    for key, cell_runs in sorted(by_config.items(), key=lambda kv: row_order(dict(kv[0]), baseline)):
+        config = dict(key)
+        compared = baseline_config(config, baseline)
+        compared_runs = by_config.get(tuple(compared.items())) if compared is not None else None
+        stats = {m: metric_stats([r.metrics.get(m, -1.0) for r in cell_runs]) for m in metrics}
+        for m, s in stats.items():
+            reference = metric_stats([r.metrics.get(m, -1.0) for r in compared_runs or []])
+            both = s["mean"] is not None and reference["mean"] is not None
+            s["delta"] = s["mean"] - reference["mean"] if both else None
+        columns = sorted({c for r in cell_runs for c in r.curves})
+        test_droppers = sorted({d for r in cell_runs for d in r.occlusion})
+        cells.append(
+            {
+                "label": label(config, shown),
+                "config": config,
+                "n": len(cell_runs),
+                "seeds": [r.seed for r in cell_runs],
+                "runs": [str(r.path) for r in cell_runs],
+                "baseline": None if compared is None else label(compared, shown),
+                "baseline_found": compared_runs is not None,
+                "metrics": stats,
+                "curves": {
+                    c: curve_stats([r.curves[c] for r in cell_runs if c in r.curves]) for c in columns
+                },
+                "occlusion": {
+                    d: occlusion_stats([r.occlusion[d] for r in cell_runs if d in r.occlusion])
+                    for d in test_droppers
+                },
+            }
+        )
+    return {
+        "sources": [str(s) for s in sources],
+        "grouping": "configuration = every config group's option + key=value overrides, without the seed and "
+        "technical keys; runs of one configuration (differing only by seed) form one row",
+        "ignored_keys": list(ignored),
+        "common": common,
+        "varying": shown,
+        "baseline": "=".join(baseline),
+        "metrics": list(metrics),
+        "cells": cells,
+        "unfinished": [
+            {"run": str(r.path), "configuration": label(r.config, shown), "seed": r.seed, "reason": r.problem}
+            for r in runs
+            if r.problem is not None
+        ],
+    }
+
+
+def row_order(config: dict[str, str], baseline: tuple[str, str]) -> tuple[Any, ...]:
+    """Rows of one family together, its baseline row first."""
+    key, value = baseline
+    return (sorted(family(config, key).items()), config.get(key) != value, sorted(config.items()))
+
+
+def markdown(report: dict[str, Any], figures: Sequence[str] = ()) -> str:
+    """The report as Markdown: settings, the table (paper layout), figures, unfinished runs."""
+    metrics = report["metrics"]
+    cells = report["cells"]
+    n_runs = sum(c["n"] for c in cells)
+    lines = [
+        f"# Results: {n_runs} finished runs in {len(cells)} configurations",
+        "",
+        f"Runs from: {', '.join(f'`{s}`' for s in report['sources'])}.",
+        f"Rows: {report['grouping']}.",
+        f"Common to every row: `{label(report['common'], list(report['common']))}`.",
+        "Values: percent, mean ± sample std over the row's runs (seeds); in parentheses the difference in points "
+        f"to the same configuration with `{report['baseline']}`.",
+        "",
+        "| configuration | n | " + " | ".join(metrics) + " |",
+        "|---|---|" + "---|" * len(metrics),
+    ]
+    for cell in cells:
+        values = [format_stat(s["mean"], s["std"], s["delta"]) for s in (cell["metrics"][m] for m in metrics)]
+        lines.append(f"| {cell['label']} | {cell['n']} | " + " | ".join(values) + " |")
+    missing = [c for c in cells if c["baseline"] is not None and not c["baseline_found"]]
+    if missing:
+        lines += [
+            "",
+            "No baseline row for: " + "; ".join(f"{c['label']} (needs {c['baseline']})" for c in missing),
+        ]
+    if figures:
+        lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures]
+    unfinished = report["unfinished"]
+    lines += ["", f"## Unfinished or failed runs ({len(unfinished)}, not in the table)", ""]
+    if unfinished:
+        lines += ["| run | configuration | seed | reason |", "|---|---|---|---|"]
+        lines += [
+            f"| `{u['run']}` | {u['configuration']} | {u['seed']} | {u['reason']} |" for u in unfinished
+        ]
+    else:
+        lines.append("None.")
+    return "\n".join(lines) + "\n"
