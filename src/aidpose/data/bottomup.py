@@ -102,18 +102,15 @@ def inference_warps(
     f = (input_size - 1) / (min(iw, ih) - 1)  # input px per image px at scale 1
 
     def rounded(v: float) -> int:
-        return max(size_divisor, int(math.ceil(v / size_divisor)) * size_divisor)
+        return max(size_divisor, math.ceil(v / size_divisor) * size_divisor)
 
     base = np.array([rounded((iw - 1) * f + 1), rounded((ih - 1) * f + 1)])
     region = (base - 1) / f
     center = (np.array([iw, ih], dtype=np.float64) - 1) / 2
     warps = []
     for s in scales:
-        size = (
-            max(size_divisor, int(round(base[0] * s / size_divisor)) * size_divisor),
-            max(size_divisor, int(round(base[1] * s / size_divisor)) * size_divisor),
-        )
-        warps.append((udp_warp_matrix(center, region, 0.0, size), size))
+        w, h = (max(size_divisor, round(float(b) * s / size_divisor) * size_divisor) for b in base)
+        warps.append((udp_warp_matrix(center, region, 0.0, (w, h)), (w, h)))
     return warps
 
 
