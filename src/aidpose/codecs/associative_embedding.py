@@ -47,8 +47,9 @@ def encode_bottomup_heatmaps(
     """Heatmaps ``(K, h, w)`` float32 of ``N`` people's joints ``(N, K, 2)`` given in heatmap pixels.
 
     Each labelled joint (``visible > 0``) gets an unnormalised Gaussian (peak 1) centred at its exact
-    sub-pixel position, restricted to the integer window ``[c - r, c + r]``, ``r = int(3σ)``, around
-    ``c = trunc(μ + 0.5)`` (the top-down UDP codec's window for integer 3σ); where people overlap the maximum is kept. Vectorised: every
+    sub-pixel position, restricted to the integer window ``[c - r, c + r]``, ``r = int(3σ)``, around the
+    nearest pixel ``c = floor(μ + 0.5)`` (the top-down codec's window on the map; ``floor`` rather than
+    ``trunc`` keeps joints just outside the map mirror-symmetric under flips); where people overlap the maximum is kept. Vectorised: every
     (person, joint) window is scattered with one ``np.maximum.at``.
     """
     w, h = heatmap_size
@@ -59,7 +60,7 @@ def encode_bottomup_heatmaps(
     offsets = np.arange(-radius, radius + 1)
     person, joint = np.nonzero(np.asarray(visible).reshape(num_people, num_joints) > 0)
     mu = kps[person, joint]  # (M, 2)
-    centre = np.trunc(mu + 0.5).astype(np.int64)
+    centre = np.floor(mu + 0.5).astype(np.int64)
     xs = centre[:, 0, None] + offsets  # (M, S)
     ys = centre[:, 1, None] + offsets
     # float32 Gaussian profiles, zero outside the map; out-of-map window pixels are clipped onto the
