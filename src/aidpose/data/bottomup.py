@@ -318,7 +318,7 @@ class BottomUpDataset(Dataset):
         inside = (xy[..., 0] >= -0.5) & (xy[..., 0] < w - 0.5) & (xy[..., 1] >= -0.5) & (xy[..., 1] < h - 0.5)
         visible = (flags == 2) & inside
         item: dict[str, Any] = {
-            "image": np.ascontiguousarray(warped.transpose(2, 0, 1)),
+            "image": np.stack(cv2.split(warped)),  # CHW; faster than a transposed copy
             "keypoint_indices": targets["keypoint_indices"],
             "people_truncated": np.int64(targets["people_truncated"]),
             "visible_count": visible.sum(0).astype(np.int64),
