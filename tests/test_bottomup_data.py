@@ -183,9 +183,14 @@ def test_dataset_applies_the_dropper_to_the_whole_image(tmp_path: Path) -> None:
     from aidpose.aid import HideAndSeek
 
     ann_file, _ = write_crowded_image(tmp_path)
-    dataset = BottomUpDataset(ann_file, tmp_path / "images", codec=CODEC, dropper=HideAndSeek(p=1.0))
-    item = dataset[0]
+    # 16-px cells, each hidden with probability 0.5: the 8 people's joints cannot all escape
+    dropper = HideAndSeek(grid_sizes=(16,), p=1.0)
+    plain = BottomUpDataset(ann_file, tmp_path / "images", codec=CODEC)[0]
+    item = BottomUpDataset(ann_file, tmp_path / "images", codec=CODEC, dropper=dropper)[0]
     assert item["dropped_count"].sum() > 0 and (item["dropped_count"] <= item["visible_count"]).all()
+    hidden = (item["image"] == 0).all(axis=0) & (plain["image"] != 0).any(axis=0)
+    assert hidden.mean() > 0.2  # whole-image cells, not per-person crops
+    np.testing.assert_array_equal(item["heatmaps_1"], plain["heatmaps_1"])  # targets keep every joint
 
 
 def test_masks_on_a_real_coco_photo_with_an_unannotated_person(coco_mini: Path, tmp_path: Path) -> None:
