@@ -104,12 +104,24 @@ def decode_udp_heatmaps(
     coords[maxvals <= 0] = -1.0
 
     blurred = gaussian_blur_heatmaps(hm, blur_kernel_size)
+    coords = dark_udp_step(blurred, (np.arange(n)[:, None], np.arange(k)[None, :]), coords)
+    return coords.astype(np.float32), maxvals.astype(np.float32)
+
+
+def dark_udp_step(blurred: np.ndarray, index: tuple[np.ndarray, ...], coords: np.ndarray) -> np.ndarray:
+    """One Newton step of DARK-UDP from integer positions ``coords`` (..., 2) on DARK-blurred maps.
+
+    ``blurred[index]`` selects the (h, w) map of each position (``index``: integer arrays broadcasting to
+    ``coords.shape[:-1]``). Works on the log of the map clipped to ``[1e-3, 50]`` with edge-replicated
+    neighbours; positions whose Hessian is singular stay put. Returns float64 coordinates.
+    """
+    h, w = blurred.shape[-2:]
+    coords = np.asarray(coords, dtype=np.float64)
     x, y = coords[..., 0].astype(np.int64), coords[..., 1].astype(np.int64)
-    ni, ki = np.arange(n)[:, None], np.arange(k)[None, :]
 
     def at(dy: int, dx: int) -> np.ndarray:
         """log of the clipped blurred map at (x + dx, y + dy), edge-replicated outside the map."""
-        values = blurred[ni, ki, np.clip(y + dy, 0, h - 1), np.clip(x + dx, 0, w - 1)]
+        values = blurred[(*index, np.clip(y + dy, 0, h - 1), np.clip(x + dx, 0, w - 1))]
         return np.log(np.clip(values.astype(np.float64), 1e-3, 50.0))
 
     c, xp, xm, yp, ym = at(0, 0), at(0, 1), at(0, -1), at(1, 0), at(-1, 0)
@@ -124,8 +136,18 @@ def decode_udp_heatmaps(
     safe = det != 0
     det = np.where(safe, det, 1.0)
     offset = np.stack([(d * dx - dxy * dy) / det, (a * dy - dxy * dx) / det], axis=-1)
-    coords -= np.where(safe[..., None], offset, 0.0)
-    return coords.astype(np.float32), maxvals.astype(np.float32)
+    return coords - np.where(safe[..., None], offset, 0.0)
+
+
+def refine_dark_udp(heatmaps: np.ndarray, coords: np.ndarray, blur_kernel_size: int = 3) -> np.ndarray:
+    """DARK-UDP refinement of integer positions ``coords`` (P, K, 2) on one image's heatmaps (K, h, w).
+
+    Bottom-up counterpart of ``decode_udp_heatmaps``: every person's joint ``k`` is refined on map ``k``.
+    Returns float32 (P, K, 2) heatmap coordinates.
+    """
+    blurred = gaussian_blur_heatmaps(np.asarray(heatmaps, dtype=np.float32), blur_kernel_size)
+    index = (np.arange(heatmaps.shape[0])[None, :],)
+    return dark_udp_step(blurred, index, coords).astype(np.float32)
 
 
 def heatmap_to_input(

@@ -1,4 +1,4 @@
-"""Where a dataset's annotation files and images live: SynthPose (generated) or a COCO-style folder."""
+"""Where a dataset's annotation files and images live: SynthPose (generated), a COCO-style folder, CrowdPose."""
 
 from __future__ import annotations
 
@@ -72,3 +72,28 @@ class CocoSource:
                     f"the data. {self.download_hint}".rstrip()
                 )
         return splits
+
+
+@dataclass(frozen=True)
+class CrowdPoseSource:
+    """CrowdPose as its authors ship it: ``root/json/crowdpose_<split>.json`` and ``root/images/``.
+
+    The paper (and HigherHRNet) train on ``trainval`` and test on ``test``.
+    """
+
+    root: str
+    train_split: str = "trainval"
+    val_split: str = "test"
+
+    def prepare(self) -> DataSplits:
+        return CocoSource(
+            root=self.root,
+            train_ann=f"json/crowdpose_{self.train_split}.json",
+            train_images="images",
+            val_ann=f"json/crowdpose_{self.val_split}.json",
+            val_images="images",
+            download_hint=(
+                "Get images.zip and the json/ annotations from https://github.com/Jeff-sjtu/CrowdPose; "
+                "crowdpose_trainval.json is the concatenation of crowdpose_train.json and crowdpose_val.json."
+            ),
+        ).prepare()

@@ -1,4 +1,4 @@
-"""Heatmap heads: SimpleBaseline's deconvolution head and HRNet's 1×1 convolution head."""
+"""Heatmap heads: SimpleBaseline's deconvolution head, HRNet's 1×1 head and the bottom-up heads."""
 
 from __future__ import annotations
 
@@ -66,3 +66,60 @@ def init_head(head: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+class SimpleBottomUpHead(nn.Module):
+    """Bottom-up HRNet head (the paper's "HRNet" rows): one 1×1 convolution giving K heatmaps and K tags
+    at the backbone's resolution (1/4). Returns a one-element list of outputs ``(B, 2K, h, w)``."""
+
+    def __init__(self, in_channels: int, num_keypoints: int) -> None:
+        super().__init__()
+        self.final = nn.Conv2d(in_channels, 2 * num_keypoints, kernel_size=1)
+        init_head(self)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [self.final(x)]
+
+
+class HigherHRNetHead(nn.Module):
+    """HigherHRNet head (Cheng et al., 2020) on the stride-4 branch.
+
+    A 1×1 convolution gives K heatmaps + K tags at 1/4; the features concatenated with that output go
+    through a deconvolution (×2, BN, ReLU) and ``num_basic_blocks`` residual blocks, and a 1×1
+    convolution gives K heatmaps at 1/2. Returns ``[(B, 2K, h, w), (B, K, 2h, 2w)]``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_keypoints: int,
+        deconv_channels: int = 32,
+        deconv_kernel: int = 4,
+        num_basic_blocks: int = 4,
+    ) -> None:
+        super().__init__()
+        from timm.models.resnet import BasicBlock
+
+        padding, output_padding = {4: (1, 0), 3: (1, 1), 2: (0, 0)}[deconv_kernel]
+        self.final_quarter = nn.Conv2d(in_channels, 2 * num_keypoints, kernel_size=1)
+        self.deconv = nn.Sequential(
+            nn.ConvTranspose2d(
+                in_channels + 2 * num_keypoints,
+                deconv_channels,
+                deconv_kernel,
+                stride=2,
+                padding=padding,
+                output_padding=output_padding,
+                bias=False,
+            ),
+            nn.BatchNorm2d(deconv_channels),
+            nn.ReLU(inplace=True),
+            *[BasicBlock(deconv_channels, deconv_channels) for _ in range(num_basic_blocks)],
+        )
+        self.final_half = nn.Conv2d(deconv_channels, num_keypoints, kernel_size=1)
+        init_head(self)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        quarter = self.final_quarter(x)
+        half = self.final_half(self.deconv(torch.cat([x, quarter], dim=1)))
+        return [quarter, half]

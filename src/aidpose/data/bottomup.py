@@ -1,0 +1,332 @@
+"""Bottom-up sample pipeline: whole-image UDP geometry, loss masks and ``BottomUpDataset``.
+
+Per item: decode the image, sample the augmentation (scale, rotation, translation, flip of the whole
+image, as HigherHRNet), warp once with the UDP matrix (flip folded in), let the dropper drop information
+from the whole warped image, encode heatmaps at every output resolution, tag-loss indices and the masks
+that remove crowd regions and unannotated people from the heatmap loss.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import cv2
+import numpy as np
+import torch
+from pycocotools import mask as mask_utils
+from torch.utils.data import Dataset
+
+from aidpose.codecs.associative_embedding import AssociativeEmbeddingCodec
+from aidpose.codecs.udp_heatmap import udp_stride
+from aidpose.data.coco import how_to_get_data, load_coco
+from aidpose.data.keypoints import get_layout
+from aidpose.data.topdown import KeypointDropper, tune_malloc, warp_to_rgb
+from aidpose.transforms.affine import apply_affine, invert_affine, udp_warp_matrix
+
+REFERENCE_SIZE = 200.0
+"""HigherHRNet/mmpose express the translation range in pixels per 200 px of the cropped region."""
+
+
+class BottomUpParams(NamedTuple):
+    """Whole-image warp: region centre and size (image px), rotation (degrees), flip."""
+
+    center: np.ndarray
+    scale: np.ndarray
+    rotation: float
+    flip: bool
+
+
+def image_region(image_size: Sequence[int], input_size: Sequence[int], factor: float = 1.0) -> np.ndarray:
+    """Size (w, h) in image px of the region that fills the input: its short side ``factor`` × the
+    image's short side, its aspect ratio the input's (HigherHRNet's ``scale_type='short'``)."""
+    short = min(image_size) * factor
+    w, h = input_size
+    return np.array([short * w / min(w, h), short * h / min(w, h)], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class BottomUpAugmentation:
+    """HigherHRNet's training augmentation of the whole image (defaults as HigherHRNet and the AID paper).
+
+    Args:
+        min_scale, max_scale: region short side = image short side × U(min, max) (larger: people smaller).
+        max_rotation: rotation U(-max, max) degrees.
+        max_translate: centre shift U(-t, t) px per 200 px of region size, in x and y (HigherHRNet's 40).
+        flip_prob: probability of a horizontal flip (joints swapped left/right).
+    """
+
+    min_scale: float = 0.75
+    max_scale: float = 1.5
+    max_rotation: float = 30.0
+    max_translate: float = 40.0
+    flip_prob: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_scale <= self.max_scale:
+            raise ValueError(
+                f"BottomUpAugmentation needs 0 < min_scale <= max_scale, got {self.min_scale}, {self.max_scale}"
+            )
+        if self.max_rotation < 0 or self.max_translate < 0:
+            raise ValueError("BottomUpAugmentation.max_rotation and max_translate must be >= 0")
+        if not 0.0 <= self.flip_prob <= 1.0:
+            raise ValueError(f"BottomUpAugmentation.flip_prob must be in [0, 1], got {self.flip_prob}")
+
+    def sample(
+        self, rng: np.random.Generator, image_size: Sequence[int], input_size: Sequence[int]
+    ) -> BottomUpParams:
+        """Draw one image's warp: scale, rotation, translation, then flip."""
+        factor = rng.uniform(self.min_scale, self.max_scale)
+        scale = image_region(image_size, input_size, factor)
+        rotation = rng.uniform(-self.max_rotation, self.max_rotation)
+        shift = rng.uniform(-1.0, 1.0, size=2) * self.max_translate * min(scale) / REFERENCE_SIZE
+        center = (np.asarray(image_size, dtype=np.float64) - 1) / 2 + shift
+        return BottomUpParams(center, scale, float(rotation), bool(rng.random() < self.flip_prob))
+
+
+def inference_warps(
+    image_size: Sequence[int], input_size: int, scales: Sequence[float], size_divisor: int = 32
+) -> list[tuple[np.ndarray, tuple[int, int]]]:
+    """Test-time warps of a whole image: one ``(matrix, (w, h))`` per scale, all covering the same region.
+
+    At scale 1 the image's short side fills ``input_size`` px and the long side is padded up to a multiple
+    of ``size_divisor``; at scale ``s`` each side is ``s`` times that, rounded to a multiple of
+    ``size_divisor``. Every scale maps the same image region (centred on the image) onto its input with UDP
+    corners, so maps of different scales align exactly after a corner-aligned resize.
+    """
+    iw, ih = image_size
+    f = (input_size - 1) / (min(iw, ih) - 1)  # input px per image px at scale 1
+
+    def rounded(v: float) -> int:
+        return max(size_divisor, math.ceil(v / size_divisor) * size_divisor)
+
+    base = np.array([rounded((iw - 1) * f + 1), rounded((ih - 1) * f + 1)])
+    region = (base - 1) / f
+    center = (np.array([iw, ih], dtype=np.float64) - 1) / 2
+    warps = []
+    for s in scales:
+        w, h = (max(size_divisor, round(float(b) * s / size_divisor) * size_divisor) for b in base)
+        warps.append((udp_warp_matrix(center, region, 0.0, (w, h)), (w, h)))
+    return warps
+
+
+def heatmap_to_image_matrix(
+    image_to_input: np.ndarray, input_size: Sequence[int], heatmap_size: Sequence[int]
+) -> np.ndarray:
+    """2×3 matrix from heatmap pixels to image pixels: heatmap → input (UDP stride) → image."""
+    inv = invert_affine(image_to_input)
+    stride = udp_stride(input_size, heatmap_size)
+    return np.concatenate([inv[:, :2] * stride[None, :], inv[:, 2:]], axis=1)
+
+
+def ignore_region(annotations: Sequence[dict[str, Any]], height: int, width: int) -> np.ndarray | None:
+    """uint8 (H, W) map of the pixels the heatmap loss ignores, or None when there are none.
+
+    As HigherHRNet for COCO: the segmentation of crowd annotations (RLE or polygons) and of person
+    annotations without any labelled keypoint. Annotations without a segmentation (CrowdPose,
+    SynthPose) add nothing, which is what HigherHRNet does on CrowdPose (no mask).
+    """
+    region = None
+    for ann in annotations:
+        segmentation = ann.get("segmentation")
+        if not segmentation:
+            continue
+        if not ann.get("iscrowd", 0) and (np.asarray(ann.get("keypoints", ()))[2::3] > 0).any():
+            continue
+        if isinstance(segmentation, list):  # polygons
+            rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+        elif isinstance(segmentation["counts"], list):  # uncompressed RLE
+            rle = mask_utils.frPyObjects(segmentation, height, width)
+        else:
+            rle = segmentation
+        decoded = mask_utils.decode(rle)
+        region = decoded if region is None else np.maximum(region, decoded)
+    return region
+
+
+def loss_masks(
+    ignore: np.ndarray | None,
+    image_size: Sequence[int],
+    image_to_input: np.ndarray,
+    input_size: Sequence[int],
+    heatmap_sizes: Sequence[Sequence[int]],
+) -> list[np.ndarray]:
+    """Heatmap-loss masks (h, w) float32 per resolution: 1 = trained, 0 = ignored.
+
+    The ignore region is warped onto each heatmap grid (bilinear, > 0.5 is ignored); as in HigherHRNet,
+    pixels that fall outside the image (the black border of the warp) are ignored as well.
+    """
+    keep = np.full((int(image_size[1]), int(image_size[0])), 255, dtype=np.uint8)
+    if ignore is not None:
+        keep[ignore > 0] = 0
+    masks = []
+    for size in heatmap_sizes:
+        stride = udp_stride(input_size, size)
+        to_heatmap = (np.asarray(image_to_input, dtype=np.float64) / stride[:, None]).astype(np.float32)
+        warped = cv2.warpAffine(
+            keep, to_heatmap, tuple(int(v) for v in size), flags=cv2.INTER_LINEAR, borderValue=0
+        )
+        masks.append((warped > 127).astype(np.float32))
+    return masks
+
+
+class ImageRecords(NamedTuple):
+    """One row per image: id, file, size, people (N_i, K, 3) with labelled keypoints, annotations."""
+
+    image_id: np.ndarray
+    file: list[str]
+    size: np.ndarray  # (I, 2) width, height
+    keypoints: list[np.ndarray]
+    annotations: list[list[dict[str, Any]]]
+
+
+def load_images(
+    ann_file: str | os.PathLike, image_dir: str | os.PathLike, num_keypoints: int, layout: str = "coco"
+) -> tuple[Any, ImageRecords, dict[str, int]]:
+    """Images of a COCO-format file with at least one annotation (HigherHRNet's training set).
+
+    People with at least one labelled keypoint (and not ``iscrowd``) are trained on; the rest feed the
+    ignore mask. Returns the pycocotools ``COCO``, the records and counts (images, people, skipped).
+    """
+    coco = load_coco(ann_file, layout)
+    counts: Counter = Counter()
+    ids, files, sizes, people, anns = [], [], [], [], []
+    for image_id, image in coco.imgs.items():
+        image_anns = coco.imgToAnns.get(image_id, [])
+        if not image_anns:
+            counts["skipped_images_without_annotations"] += 1
+            continue
+        kps = []
+        for ann in image_anns:
+            k = np.asarray(ann.get("keypoints", ()), dtype=np.float32)
+            if k.size and k.size != 3 * num_keypoints:
+                raise ValueError(
+                    f"{ann_file}: annotation {ann.get('id')} has {k.size // 3} keypoints but the layout has "
+                    f"{num_keypoints}; choose the matching layout (coco: 17, crowdpose: 14)."
+                )
+            if ann.get("iscrowd", 0) or not k.size or not (k[2::3] > 0).any():
+                counts["ignored_annotations"] += 1
+                continue
+            kps.append(k.reshape(num_keypoints, 3))
+        ids.append(image_id)
+        files.append(os.path.join(image_dir, image["file_name"]))
+        sizes.append((image["width"], image["height"]))
+        people.append(np.stack(kps) if kps else np.zeros((0, num_keypoints, 3), np.float32))
+        anns.append(image_anns)
+    counts["images"] = len(ids)
+    counts["people"] = sum(len(p) for p in people)
+    if not ids:
+        raise ValueError(f"no annotated images in {ann_file}. {how_to_get_data(ann_file, layout)}")
+    records = ImageRecords(
+        np.array(ids, dtype=np.int64), files, np.array(sizes, dtype=np.int64), people, anns
+    )
+    return coco, records, {k: int(v) for k, v in sorted(counts.items()) if v}
+
+
+class BottomUpDataset(Dataset):
+    """Whole images of a COCO-format keypoint dataset with bottom-up training targets.
+
+    Args:
+        ann_file, image_dir: COCO-format annotation file and its image folder.
+        codec: the bottom-up codec (input size, heatmap sizes, sigma, max people).
+        layout: keypoint layout name (``aidpose.data.keypoints``).
+        augmentation: whole-image augmentation (None: the image centred, short side filling the input).
+        dropper: AID dropper applied to the whole warped image (None: none).
+
+    Items: ``image`` (3, H, W) uint8 RGB; ``heatmaps_i`` and ``masks_i`` per resolution i; ``keypoint_indices``
+    (max_people, K, 2); ``visible_count``/``dropped_count`` (K,) per-joint counts of visible keypoints
+    and of those the dropper hid; ``people_truncated``; ``image_id``; ``inv_affine`` (input → image).
+    """
+
+    def __init__(
+        self,
+        ann_file: str | os.PathLike,
+        image_dir: str | os.PathLike,
+        *,
+        codec: AssociativeEmbeddingCodec,
+        layout: str = "coco",
+        augmentation: BottomUpAugmentation | None = None,
+        dropper: KeypointDropper | None = None,
+    ) -> None:
+        if dropper is not None and not callable(getattr(dropper, "drop", None)):
+            raise TypeError(f"dropper {type(dropper).__name__} has no drop(image, keypoints, rng) method")
+        self.layout = get_layout(layout)
+        self.codec = codec
+        self.augmentation = augmentation
+        self.dropper = dropper
+        self.coco, self.records, self.summary = load_images(
+            ann_file, image_dir, self.layout.num_keypoints, layout
+        )
+        self.flip_index = self.layout.flip_index
+        self._rng: np.random.Generator | None = None
+        self._rng_seed: int | None = None
+        self._malloc_pid: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.records.image_id)
+
+    def rng(self) -> np.random.Generator:
+        """This process's generator, re-seeded from ``torch.initial_seed()`` (as ``TopDownDataset``)."""
+        seed = torch.initial_seed()
+        if self._rng is None or seed != self._rng_seed:
+            self._rng = np.random.default_rng(seed)
+            self._rng_seed = seed
+        return self._rng
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if self._malloc_pid != os.getpid():
+            tune_malloc()
+            self._malloc_pid = os.getpid()
+        path = self.records.file[index]
+        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        if image is None:
+            raise OSError(f"cannot read image {path} (missing, truncated or not an image)")
+        height, width = image.shape[:2]
+        input_size = self.codec.input_size
+        rng = self.rng()
+        if self.augmentation is not None:
+            params = self.augmentation.sample(rng, (width, height), input_size)
+        else:
+            params = BottomUpParams(
+                (np.array([width, height], dtype=np.float64) - 1) / 2,
+                image_region((width, height), input_size),
+                0.0,
+                False,
+            )
+        matrix = udp_warp_matrix(params.center, params.scale, params.rotation, input_size, params.flip)
+        warped = warp_to_rgb(image, matrix, input_size)
+
+        people = self.records.keypoints[index]
+        xy = apply_affine(people[..., :2], matrix)
+        flags = people[..., 2]
+        if params.flip:
+            xy, flags = xy[:, self.flip_index], flags[:, self.flip_index]
+        num_people, num_joints = flags.shape
+        dropped = np.zeros((num_people, num_joints), dtype=bool)
+        if self.dropper is not None:
+            warped, hit = self.dropper.drop(warped, xy.reshape(-1, 2), rng, visibility=flags.reshape(-1))
+            dropped = np.asarray(hit, dtype=bool).reshape(num_people, num_joints)
+
+        targets = self.codec.encode(xy, flags)
+        ignore = ignore_region(self.records.annotations[index], height, width)
+        masks = loss_masks(ignore, (width, height), matrix, input_size, self.codec.heatmap_sizes)
+        w, h = input_size
+        inside = (xy[..., 0] >= -0.5) & (xy[..., 0] < w - 0.5) & (xy[..., 1] >= -0.5) & (xy[..., 1] < h - 0.5)
+        visible = (flags == 2) & inside
+        item: dict[str, Any] = {
+            "image": np.stack(cv2.split(warped)),  # CHW; faster than a transposed copy
+            "keypoint_indices": targets["keypoint_indices"],
+            "people_truncated": np.int64(targets["people_truncated"]),
+            "visible_count": visible.sum(0).astype(np.int64),
+            "dropped_count": (visible & dropped).sum(0).astype(np.int64),
+            "image_id": np.int64(self.records.image_id[index]),
+            "inv_affine": invert_affine(matrix).astype(np.float32),
+        }
+        for i, (heatmaps, mask) in enumerate(zip(targets["heatmaps"], masks, strict=True)):
+            item[f"heatmaps_{i}"] = heatmaps
+            item[f"masks_{i}"] = mask
+        return item
