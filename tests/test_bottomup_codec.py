@@ -25,7 +25,7 @@ from aidpose.codecs.grouping import (
 from aidpose.codecs.udp_heatmap import refine_dark_udp, udp_stride
 from aidpose.data.bottomup import heatmap_to_image_matrix, inference_warps
 from aidpose.data.keypoints import COCO
-from aidpose.transforms.affine import apply_affine, invert_affine
+from aidpose.geometry.affine import apply_affine, invert_affine
 
 
 def test_heatmaps_peak_at_subpixel_centre_and_take_max_of_overlaps() -> None:

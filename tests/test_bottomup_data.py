@@ -24,7 +24,7 @@ from aidpose.data.coco import load_instances
 from aidpose.data.keypoints import COCO
 from aidpose.data.sources import CrowdPoseSource
 from aidpose.evaluation.annotations import load_ground_truth
-from aidpose.transforms.affine import apply_affine, udp_warp_matrix
+from aidpose.geometry.affine import apply_affine, udp_warp_matrix
 
 CODEC = AssociativeEmbeddingCodec(input_size=(128, 128), heatmap_sizes=[(32, 32), (64, 64)], max_people=30)
 

@@ -38,7 +38,7 @@ from aidpose.codecs.grouping import (
     top_k_candidates,
 )
 from aidpose.codecs.udp_heatmap import flip_back_heatmaps, refine_dark_udp, udp_stride
-from aidpose.transforms.affine import apply_affine
+from aidpose.geometry.affine import apply_affine
 
 
 def encode_bottomup_heatmaps(

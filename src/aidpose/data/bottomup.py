@@ -25,8 +25,8 @@ from aidpose.codecs.associative_embedding import AssociativeEmbeddingCodec
 from aidpose.codecs.udp_heatmap import udp_stride
 from aidpose.data.coco import how_to_get_data, load_coco
 from aidpose.data.keypoints import get_layout
-from aidpose.data.topdown import KeypointDropper, tune_malloc, warp_to_rgb
-from aidpose.transforms.affine import apply_affine, invert_affine, udp_warp_matrix
+from aidpose.data.topdown import KeypointDropper, tune_malloc
+from aidpose.geometry.affine import apply_affine, invert_affine, udp_warp_matrix, warp_to_rgb
 
 REFERENCE_SIZE = 200.0
 """HigherHRNet/mmpose express the translation range in pixels per 200 px of the cropped region."""
