@@ -5,8 +5,8 @@
 Rows: the best-labelled persons of the COCO fixture (coco_mini) and of a small SynthPose set, cropped
 as the top-down pipeline does (no augmentation), first at 256×192, then the same persons at 128×96
 (same seeds: the same pattern relative to the crop). Columns: the original, Cutout, keypoint-targeted
-Cutout, Hide-and-Seek, GridMask and Random Erasing at their default settings (Random Erasing applied every time). Keypoints: green dot = visible and
-kept, red X = its pixel was dropped, yellow ring = labelled but occluded in the photo. Captions count the
+Cutout, Hide-and-Seek, GridMask and Random Erasing at their default settings (Random Erasing applied
+every time). Keypoints: green dot = visible and kept, red X = its pixel was dropped, yellow ring = labelled but occluded in the photo. Captions count the
 visible keypoints each dropper hid.
 
 Printed as JSON: each dropper's dropped area share (mean and std over ``--draws`` crops) at 128×96 and
