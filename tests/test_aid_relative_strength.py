@@ -32,10 +32,15 @@ def test_cell_sizes_and_periods_scale_with_the_crop_width():
 
 
 def test_has_mask_by_hand_with_a_relative_cell_size():
-    # a 6×4 crop, cells of 0.5 × width = 2 px, every cell hidden (hide_prob=1): both keypoints lose their pixel
-    image = np.full((6, 4), 7, np.uint8)
+    has = HideAndSeek(cell_sizes=(0.5,), hide_prob=0.5)
+    for height, width, cell in [(6, 4, 2), (12, 8, 4)]:  # cells of 0.5 × width: 2 px, then 4 px
+        region = has.sample_region(np.random.default_rng(1), height, width, np.zeros((0, 2)), None)
+        hidden = region["hidden_cells"]
+        assert region["grid_size"] == cell and hidden.shape == (3, 2)  # the same 3 × 2 cells at both sizes
+        expected = np.kron(hidden, np.ones((cell, cell), dtype=bool))
+        np.testing.assert_array_equal(has.region_mask(region, height, width).full(), expected)
     out, dropped = HideAndSeek(cell_sizes=(0.5,), hide_prob=1.0).drop(
-        image.copy(), np.array([[0.0, 0.0], [3.0, 5.0]]), np.random.default_rng(1)
+        np.full((6, 4), 7, np.uint8), np.array([[0.0, 0.0], [3.0, 5.0]]), np.random.default_rng(1)
     )
     assert (out == 0).all() and dropped.tolist() == [True, True]
     region = GridMask(period_range=(0.5, 0.5), ratio=0.5, mode=1).sample_region(
