@@ -29,9 +29,14 @@ def compose_config(overrides: list[str], tmp_path: Path, config_name: str = "tra
     return cfg
 
 
-def run_cli(module: str, *args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run ``python -m <module> args...`` with an offline, quiet environment; return the finished process."""
-    env = {
+def run_cli(
+    module: str, *args: str, cwd: Path, timeout: float = 600, env: dict[str, str | None] | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``python -m <module> args...`` with an offline, quiet environment; return the finished process.
+
+    ``env`` changes that environment: a value sets a variable, None removes it.
+    """
+    environ = {
         **os.environ,
         "PYTHONPATH": str(REPO_ROOT / "src"),
         "NO_ALBUMENTATIONS_UPDATE": "1",
@@ -42,10 +47,15 @@ def run_cli(module: str, *args: str, cwd: Path, timeout: float = 600) -> subproc
         "OMP_NUM_THREADS": "1",
         "AIDPOSE_DATA_DIR": str(cwd / "data"),
     }
+    for key, value in (env or {}).items():
+        if value is None:
+            environ.pop(key, None)
+        else:
+            environ[key] = value
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd,
-        env=env,
+        env=environ,
         capture_output=True,
         text=True,
         timeout=timeout,

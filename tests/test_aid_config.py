@@ -57,6 +57,6 @@ def test_parameters_override_from_the_command_line(compose_dropper):
     assert isinstance(dropper, InformationDropper)
     assert dropper.p == 0.5 and dropper.size_range == (0.1, 0.2)
     has = instantiate(
-        compose_dropper(["dropper=has", "dropper.grid_sizes=[8,16]", "dropper.fill=mean"]).dropper
+        compose_dropper(["dropper=has", "dropper.cell_sizes=[0.25,0.5]", "dropper.fill=mean"]).dropper
     )
-    assert has.grid_sizes == (8, 16) and has.fill == "mean"
+    assert has.cell_sizes == (0.25, 0.5) and has.fill == "mean"

@@ -30,12 +30,20 @@ def test_show_droppers_writes_the_grid(repo_root, coco_mini, tmp_path, capsys):
             str(tmp_path / "sp"),
             "--crops",
             "2",
+            "--draws",
+            "300",
         ]
     )
     grid = cv2.imread(str(out))
     columns = len(show.droppers())
-    assert "4 crops" in capsys.readouterr().out
-    assert grid.shape[1] >= columns * 192 and grid.shape[0] >= 4 * 256
+    report = json.loads(capsys.readouterr().out)
+    assert report["crops_per_size"] == 4 and report["columns"] == columns
+    assert grid.shape[1] >= columns * 192 and grid.shape[0] >= 4 * (256 + 128)  # both sizes
+    shares = report["dropped_area_share"]["relative"]
+    assert set(shares) == {"Cutout", "HideAndSeek", "GridMask", "RandomErasing"}
+    for by_size in shares.values():
+        small, large = by_size["128x96"], by_size["256x192"]
+        assert 0 < small["mean"] < 1 and abs(small["mean"] - large["mean"]) < 0.02
 
 
 def test_bench_droppers_prints_its_json(repo_root, coco_mini, tmp_path, capsys):

@@ -18,9 +18,9 @@ def all_droppers(**kwargs) -> list[InformationDropper]:
         Cutout(**kwargs),
         Cutout(center="keypoint", shape="rectangle", num_holes_range=(1, 3), **kwargs),
         RandomErasing(**kwargs),
-        HideAndSeek(grid_sizes=(4, 8, 11), **kwargs),
-        GridMask(d_range=(8, 24), rotate=30.0, **kwargs),
-        GridMask(d_range=(8, 24), mode=0, **kwargs),
+        HideAndSeek(cell_sizes=(4 / WIDTH, 8 / WIDTH, 11 / WIDTH), **kwargs),
+        GridMask(period_range=(8 / WIDTH, 24 / WIDTH), rotate=30.0, **kwargs),
+        GridMask(period_range=(8 / WIDTH, 24 / WIDTH), mode=0, **kwargs),
     ]
 
 
@@ -239,7 +239,9 @@ def test_hide_and_seek_hides_the_bottom_of_a_portrait_crop():
         image, _ = has.drop(np.full((256, 192, 3), 200, np.uint8), np.zeros((0, 2)), rng)
         bottom.append((image[192:] == 0).all(axis=-1).mean())
     assert np.mean(bottom) == pytest.approx(0.75 * 0.5, abs=0.03)  # g = 0 a quarter of the time
-    image, _ = HideAndSeek(grid_sizes=(32,), hide_prob=1.0).drop(np.full((256, 192, 3), 9, np.uint8), [], rng)
+    image, _ = HideAndSeek(cell_sizes=(1 / 6,), hide_prob=1.0).drop(
+        np.full((256, 192, 3), 9, np.uint8), [], rng
+    )
     assert (image == 0).all()
 
 
@@ -284,7 +286,12 @@ def test_keypoint_targeted_cutout_without_candidates_falls_back_to_uniform():
         (lambda: Cutout(shape="circle"), r"shape='circle' is not one of"),
         (lambda: Cutout(fill="median"), r"fill='median' is not supported"),
         (lambda: RandomErasing(area_range=(0.1, 1.5)), r"area_range=\(0.1, 1.5\) must satisfy"),
-        (lambda: HideAndSeek(grid_sizes=(-1, 16)), r"grid_sizes=\(-1, 16\) must be"),
+        (
+            lambda: HideAndSeek(cell_sizes=(-1, 0.1)),
+            r"cell_sizes=\(-1, 0.1\) must be a non-empty list of fractions",
+        ),
+        (lambda: HideAndSeek(cell_sizes=(0, 16, 32)), r"fractions of the crop width .* e.g. 16 px → 0.0833"),
+        (lambda: GridMask(period_range=(96, 224)), r"period_range=\(96, 224\) must satisfy"),
         (lambda: GridMask(ratio=1.0), r"ratio=1.0 must be in \(0, 1\)"),
         (lambda: GridMask(mode=2), r"mode=2 is not one of"),
     ],

@@ -31,7 +31,7 @@ from tests.helpers import CONF_DIR, compose_config, run_cli
 HAS = {
     "_target_": "aidpose.aid.HideAndSeek",
     "p": 1.0,
-    "grid_sizes": [0, 16, 32, 44],
+    "cell_sizes": [0.0, 0.08333333, 0.16666667, 0.22916667],
     "hide_prob": 0.5,
     "fill": 0,
 }
@@ -141,14 +141,14 @@ def test_strength_param_errors_name_the_field():
 def test_complete_config_yaml_and_overrides():
     full = complete_dropper_config({"_target_": "aidpose.aid.HideAndSeek", "hide_prob": 0.3})
     assert full == {**HAS, "hide_prob": 0.3}  # the constructor's defaults fill the rest, in its order
-    assert list(full) == ["_target_", "grid_sizes", "hide_prob", "fill", "p"]
+    assert list(full) == ["_target_", "cell_sizes", "hide_prob", "fill", "p"]
     with pytest.raises(ValueError, match=r"\['radius'\]"):
         complete_dropper_config({**HAS, "radius": 2})
     text = dropper_yaml(full, ["calibrated against cutout", "", "second line"])
     assert text.startswith(
         "# calibrated against cutout\n#\n# second line\n_target_: aidpose.aid.HideAndSeek\n"
     )
-    assert "grid_sizes: [0, 16, 32, 44]" in text
+    assert "cell_sizes: [0.0, 0.08333333, 0.16666667, 0.22916667]" in text
     assert yaml.safe_load(text) == full
     assert changed_arguments(full, HAS) == {"hide_prob": 0.3}
     assert changed_arguments({**full, "fill": "mean"}, HAS) == {"hide_prob": 0.3, "fill": "mean"}
@@ -240,7 +240,7 @@ def test_cli_calibrates_has_against_cutout_on_a_trained_tiny_model(tmp_path, mon
     # one cell size: hide_prob=1 hides every whole crop, so the strong end of the range is clearly above
     # Cutout's loss even for this barely trained model (with g=0 among the sizes it may only just reach it)
     proc = run_cli(
-        "aidpose.calibrate", *tiny, "dropper=has", "dropper.grid_sizes=[8]", "calibrate.target=cutout",
+        "aidpose.calibrate", *tiny, "dropper=has", "dropper.cell_sizes=[0.125]", "calibrate.target=cutout",
         f"calibrate.checkpoint={tmp_path / 'train' / 'last.ckpt'}", "calibrate.steps=0", "calibrate.batches=2",
         "calibrate.batch_size=4", "calibrate.tolerance=0.01", f"hydra.run.dir={run_dir}", cwd=tmp_path,
     )  # fmt: skip
@@ -269,5 +269,5 @@ def test_cli_calibrates_has_against_cutout_on_a_trained_tiny_model(tmp_path, mon
     dropper = instantiate(cfg.dropper)
     assert type(dropper).__name__ == "HideAndSeek"
     assert dropper.hide_prob == summary["best"]["value"] and 0.0 < dropper.hide_prob < 1.0
-    assert dropper.grid_sizes == (8,)
+    assert dropper.cell_sizes == (0.125,)
     assert OmegaConf.to_container(cfg.dropper) == summary["config"]

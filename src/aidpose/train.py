@@ -35,6 +35,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from aidpose.runtime import relaunch_ddp_children_with_this_job, run_choices, teardown_process_group
     from aidpose.training.callbacks import AidStatistics, instantiate_group
     from aidpose.training.checkpoints import load_weights_only
+    from aidpose.training.dashboards import finish_wandb
 
     started = time.time()
     pl.seed_everything(cfg.seed, workers=True)
@@ -75,6 +76,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         }
         (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
         print_summary(summary)
+    if any(isinstance(logger, pl.loggers.WandbLogger) for logger in loggers):
+        finish_wandb()  # one W&B run per job of a sweep; prints `wandb sync DIR` when offline
     teardown_process_group()
     return metrics
 

@@ -44,6 +44,14 @@ class DropMask:
         return mask
 
 
+def relative_to_pixels(fraction: float, width: int) -> int:
+    """A size given as a fraction of the image width, in whole pixels: round(fraction × width), ≥ 1.
+
+    0 stays 0 (HaS's "hide nothing" cell size).
+    """
+    return 0 if fraction == 0 else max(1, round(fraction * width))
+
+
 # -------------------------------------------------------------------------------- keypoints
 
 

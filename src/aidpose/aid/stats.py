@@ -1,10 +1,15 @@
-"""Share of visible keypoints that lost their appearance to a dropper (``train/aid_dropped_kpt_frac``)."""
+"""How much a dropper hides: the share of visible keypoints that lost their appearance
+(``train/aid_dropped_kpt_frac``) and the share of a crop's area it drops (:func:`dropped_area_share`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from aidpose.aid.transforms import InformationDropper
 
 
 @dataclass(frozen=True)
@@ -67,3 +72,28 @@ def dropped_keypoint_stats(
     return DroppedKeypointStats(
         visible=visible.sum(axis=0, dtype=np.int64), dropped=hit.sum(axis=0, dtype=np.int64)
     )
+
+
+def dropped_area_share(
+    dropper: InformationDropper, height: int, width: int, draws: int, seed: int
+) -> dict[str, float]:
+    """Mean and standard deviation over ``draws`` regions of the share of an H×W crop's pixels dropped.
+
+    Regions come from ``dropper.sample_region`` with a generator seeded by ``seed`` (the dropper's ``p``
+    is ignored: every draw is applied). A dropper whose strength is relative to the crop gives the same
+    numbers at every crop size, up to pixel rounding.
+    """
+    if draws < 1:
+        raise ValueError(f"draws={draws} must be ≥ 1")
+    rng = np.random.default_rng(seed)
+    no_keypoints = np.zeros((0, 2))
+    shares = [
+        float(
+            dropper.region_mask(
+                dropper.sample_region(rng, height, width, no_keypoints, None), height, width
+            ).local.sum()
+        )
+        / (height * width)
+        for _ in range(draws)
+    ]
+    return {"mean": float(np.mean(shares)), "std": float(np.std(shares))}

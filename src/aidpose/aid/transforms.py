@@ -30,6 +30,7 @@ from aidpose.aid.masks import (
     dropped_keypoints,
     gridmask_mask,
     has_mask,
+    relative_to_pixels,
     sample_cutout_holes,
     sample_erasing_box,
     sample_gridmask,
@@ -37,6 +38,10 @@ from aidpose.aid.masks import (
 )
 
 __all__ = ["Cutout", "GridMask", "HideAndSeek", "InformationDropper", "RandomErasing", "Strength"]
+
+REFERENCE_WIDTH = 192
+"""Crop width (px) at which the paper's pixel-valued dropper settings were chosen (256×192 crops): HaS
+cell sizes and GridMask periods are those pixel values divided by it, i.e. fractions of the crop width."""
 
 STRENGTH_MODES = ("value", "scale", "upper")
 """How a strength value sets the dropper argument: ``value`` (the argument is the value), ``scale`` (a
@@ -86,6 +91,20 @@ def _pair(
         bound = f"{low} ≤ lo ≤ hi" + ("" if high is None else f" ≤ {high}")
         raise ValueError(f"{owner}: {name}={value!r} must satisfy {bound}")
     return lo, hi
+
+
+def _fractions(owner: str, name: str, value: Sequence[float], low: float, high: float, hint: str) -> tuple:
+    """Validate a non-empty list of fractions of the image width in [low, high]."""
+    try:
+        fractions = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner}: {name} must be a list of numbers, got {value!r}") from None
+    if not fractions or not all(low <= f <= high for f in fractions):
+        raise ValueError(
+            f"{owner}: {name}={value!r} must be a non-empty list of fractions of the crop width in "
+            f"[{low}, {high}] (pixel values at a {REFERENCE_WIDTH}-px-wide crop / {REFERENCE_WIDTH}, e.g. {hint})"
+        )
+    return fractions
 
 
 def _choice(owner: str, name: str, value: Any, options: tuple) -> Any:
@@ -306,7 +325,9 @@ class HideAndSeek(InformationDropper):
     """Hide-and-Seek (Singh & Lee 2017), AID's best bottom-up dropper: hide random g×g cells.
 
     Args:
-        grid_sizes: cell sizes g in pixels, one drawn uniformly per image (0 hides nothing).
+        cell_sizes: cell sizes as fractions of the image width, one drawn uniformly per image (0 hides
+            nothing); g = round(fraction × width) pixels, at least 1. The default is AID's (0, 16, 32, 44)
+            px at a 192-px-wide crop, so the cells cover the same share of a crop at every input size.
         hide_prob: probability of hiding each cell.
         fill: 0, a value per channel, ``"mean"`` (ImageNet mean, RGB) or ``"random"`` (uniform noise).
         p: probability of applying.
@@ -316,16 +337,13 @@ class HideAndSeek(InformationDropper):
 
     def __init__(
         self,
-        grid_sizes: Sequence[int] = (0, 16, 32, 44),
+        cell_sizes: Sequence[float] = (0.0, 0.08333333, 0.16666667, 0.22916667),  # (0, 16, 32, 44) px / 192
         hide_prob: float = 0.5,
         fill: Fill = 0.0,
         p: float = 1.0,
     ):
         super().__init__(fill=fill, p=p)
-        sizes = tuple(int(g) for g in grid_sizes)
-        if not sizes or min(sizes) < 0:
-            raise ValueError(f"HideAndSeek: grid_sizes={grid_sizes!r} must be a non-empty list of sizes ≥ 0")
-        self.grid_sizes = sizes
+        self.cell_sizes = _fractions("HideAndSeek", "cell_sizes", cell_sizes, 0.0, 1.0, "16 px → 0.0833")
         if not 0.0 <= hide_prob <= 1.0:
             raise ValueError(f"HideAndSeek: hide_prob={hide_prob} must be a probability in [0, 1]")
         self.hide_prob = float(hide_prob)
@@ -338,7 +356,8 @@ class HideAndSeek(InformationDropper):
         keypoints: np.ndarray,
         visibility: np.ndarray | None,
     ) -> dict[str, Any]:
-        grid_size, hidden = sample_has_cells(rng, height, width, self.grid_sizes, self.hide_prob)
+        sizes = [relative_to_pixels(size, width) for size in self.cell_sizes]
+        grid_size, hidden = sample_has_cells(rng, height, width, sizes, self.hide_prob)
         return {"grid_size": grid_size, "hidden_cells": hidden}
 
     def region_mask(self, region: dict[str, Any], height: int, width: int) -> DropMask:
@@ -349,7 +368,9 @@ class GridMask(InformationDropper):
     """GridMask (Chen et al. 2020): a regular grid of dropped squares (or bands), random period and offset.
 
     Args:
-        d_range: grid period d in pixels, uniform and inclusive.
+        period_range: grid period d as fractions of the image width, (lo, hi); d is uniform over the
+            integer pixels round(lo × width) … round(hi × width), inclusive. The default is the reference
+            run's (96, 224) px at a 192-px-wide crop, so the grid looks the same at every input size.
         ratio: band width l = ⌊d·ratio + 0.5⌋ (the paper's r); mode 1 keeps 1 − (1 − r)² of the image.
         rotate: the grid is rotated by an angle uniform in [0, rotate) degrees (0: no rotation).
         mode: 1 drops the (d − l)² squares between the bands, 0 drops the bands.
@@ -361,7 +382,7 @@ class GridMask(InformationDropper):
 
     def __init__(
         self,
-        d_range: tuple[int, int] = (96, 224),
+        period_range: tuple[float, float] = (0.5, 1.16666667),  # (96, 224) px / 192
         ratio: float = 0.5,
         rotate: float = 0.0,
         mode: Literal[0, 1] = 1,
@@ -369,7 +390,7 @@ class GridMask(InformationDropper):
         p: float = 1.0,
     ):
         super().__init__(fill=fill, p=p)
-        self.d_range = _pair("GridMask", "d_range", d_range, int, 1)
+        self.period_range = _pair("GridMask", "period_range", period_range, float, 1e-9, 4.0)
         if not 0.0 < ratio < 1.0:
             raise ValueError(f"GridMask: ratio={ratio} must be in (0, 1)")
         self.ratio = float(ratio)
@@ -386,7 +407,8 @@ class GridMask(InformationDropper):
         keypoints: np.ndarray,
         visibility: np.ndarray | None,
     ) -> dict[str, Any]:
-        period, band, offset_y, offset_x, angle = sample_gridmask(rng, self.d_range, self.ratio, self.rotate)
+        lo, hi = (relative_to_pixels(size, width) for size in self.period_range)
+        period, band, offset_y, offset_x, angle = sample_gridmask(rng, (lo, hi), self.ratio, self.rotate)
         return {"period": period, "band": band, "offset_y": offset_y, "offset_x": offset_x, "angle": angle}
 
     def region_mask(self, region: dict[str, Any], height: int, width: int) -> DropMask:

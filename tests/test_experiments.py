@@ -1,0 +1,133 @@
+"""The experiment configs: the paper's table rows on COCO and their SynthPose grids compose to the right setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from aidpose.builders import build_codec, build_schedule
+from tests.helpers import CONF_DIR, compose_config
+
+EXPERIMENTS = CONF_DIR / "experiment"
+HAS_S3 = (CONF_DIR / "schedule" / "s3.yaml").is_file()
+DETECTIONS = "person_detection_results/COCO_val2017_detections_AP_H_56_person.json"
+
+# Table 1/4 rows: experiment → (timm backbone, input (w, h), heatmap (w, h), σ, DARK blur kernel)
+ROWS = {
+    "coco/resnet50_256x192": ("resnet50", [192, 256], [48, 64], 2.0, 11),
+    "coco/resnet50_384x288": ("resnet50", [288, 384], [72, 96], 3.0, 17),
+    "coco/hrnet_w32_256x192": ("hrnet_w32", [192, 256], [48, 64], 2.0, 11),
+    "coco/hrnet_w32_384x288": ("hrnet_w32", [288, 384], [72, 96], 3.0, 17),
+    "coco/hrnet_w48_256x192": ("hrnet_w48", [192, 256], [48, 64], 2.0, 11),
+    "coco/hrnet_w48_384x288": ("hrnet_w48", [288, 384], [72, 96], 3.0, 17),
+}
+# Table 5 rows: experiment → (schedule, dropper)
+TABLE5 = {
+    "coco/table5_e1": ("s1", "none"),
+    "coco/table5_e2": ("s1", "cutout"),
+    "coco/table5_e3": ("s2", "none"),
+    "coco/table5_e4": ("s2", "cutout"),
+    "coco/table5_e5": ("s3", "cutout"),
+}
+
+
+def defaults_of(experiment: str) -> list:
+    """The defaults list of ``conf/experiment/<experiment>.yaml`` as written."""
+    return yaml.safe_load((EXPERIMENTS / f"{experiment}.yaml").read_text())["defaults"]
+
+
+def assert_paper_setting(cfg, backbone: str) -> None:
+    """ImageNet-pretrained backbone, COCO, GPU, flip test on the standard detector boxes."""
+    assert cfg.backbone.name == backbone and cfg.backbone.pretrained is True and cfg.backbone.weights is None
+    assert cfg.dataset.name == "coco" and cfg.trainer.accelerator == "gpu"
+    assert cfg.test.flip is True and cfg.test.boxes == "detections"
+    assert cfg.test.det_file == f"{cfg.dataset.source.root}/{DETECTIONS}"
+
+
+def test_every_experiment_file_is_tested():
+    files = {str(p.relative_to(EXPERIMENTS).with_suffix("")) for p in EXPERIMENTS.rglob("*.yaml")}
+    grids = {"coco/table4", "coco/table5", "synthpose/table4", "synthpose/table5"}
+    assert files == {"synthpose_cpu", *ROWS, *TABLE5, *grids}
+
+
+@pytest.mark.parametrize("experiment", sorted(ROWS))
+def test_table1_rows_are_the_papers_setting(experiment, tmp_path):
+    backbone, input_size, heatmap, sigma, blur = ROWS[experiment]
+    cfg = compose_config([f"experiment={experiment}", "dropper=cutout", "schedule=s2"], tmp_path)
+    assert_paper_setting(cfg, backbone)
+    assert cfg.paradigm.input_size == input_size
+    assert (cfg.paradigm.codec.heatmap_size, cfg.paradigm.codec.sigma) == (heatmap, sigma)
+    codec = build_codec(cfg)
+    assert codec.blur_kernel == blur and codec.input_size == tuple(input_size)
+    assert cfg.dropper._target_ == "aidpose.aid.Cutout" and build_schedule(cfg).scaled_epochs == 420
+    # the dataset's root moves the detection file with it; offline weights replace the hub download
+    cfg = compose_config([f"experiment={experiment}", "dataset.source.root=/data/coco"], tmp_path)
+    assert cfg.test.det_file == f"/data/coco/{DETECTIONS}" and cfg.dropper is None
+    cfg = compose_config(
+        [f"experiment={experiment}", "backbone.pretrained=false", "backbone.weights=/w.pth"], tmp_path
+    )
+    assert (cfg.backbone.pretrained, cfg.backbone.weights) == (False, "/w.pth")
+
+
+@pytest.mark.parametrize("experiment", sorted(TABLE5))
+def test_table5_rows_name_their_schedule_and_dropper(experiment, tmp_path):
+    schedule, dropper = TABLE5[experiment]
+    assert defaults_of(experiment) == [
+        "/experiment/coco/hrnet_w32_256x192",
+        {"override /schedule": schedule},
+        {"override /dropper": dropper},
+    ]
+    # compose with the row's own schedule, or with S1 where S3 is not in conf/schedule/ yet (the rest is checked)
+    overrides = [f"experiment={experiment}"] + ([] if schedule != "s3" or HAS_S3 else ["schedule=s1"])
+    cfg = compose_config(overrides, tmp_path)
+    assert_paper_setting(cfg, "hrnet_w32")
+    assert cfg.paradigm.input_size == [192, 256] and cfg.paradigm.codec.sigma == 2.0
+    assert (cfg.dropper is None) == (dropper == "none")
+    if schedule != "s3" or HAS_S3:
+        assert cfg.schedule.name == schedule
+
+
+def sweep_jobs(cfg, extra: list[str]) -> list[list[str]]:
+    """The jobs Hydra's basic sweeper launches for a composed config's sweep params plus command-line ``extra``."""
+    params = [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()] + extra
+    overrides = OverridesParser.create().parse_overrides(params)
+    [batch] = BasicSweeper.split_arguments(overrides, max_batch_size=None)
+    return batch
+
+
+@pytest.mark.parametrize(
+    ("experiment", "jobs"),
+    [
+        ("synthpose/table4", [["dropper=" + d] for d in ("none", "cutout", "random_erasing", "has", "gridmask")]),
+        ("coco/table4", [["dropper=" + d] for d in ("none", "cutout", "random_erasing", "has", "gridmask")]),
+        ("synthpose/table5", [[f"schedule={s}", f"dropper={d}"] for s in ("s1", "s2", "s3") for d in ("none", "cutout")]),
+        ("coco/table5", [[f"schedule={s}", f"dropper={d}"] for s in ("s1", "s2", "s3") for d in ("none", "cutout")]),
+    ],
+)  # fmt: skip
+def test_grids_sweep_the_table(experiment, jobs, tmp_path):
+    cfg = compose_config([f"experiment={experiment}"], tmp_path)
+    table = experiment.replace("/", "_")
+    assert Path(cfg.hydra.sweep.dir).name.startswith(f"{table}_")  # the sweep folder names the table
+    assert sweep_jobs(cfg, []) == jobs
+    with_seeds = sweep_jobs(cfg, ["seed=0,1"])  # seeds on the command line multiply the grid
+    assert len(with_seeds) == 2 * len(jobs) and with_seeds[0] == [*jobs[0], "seed=0"]
+    for job in jobs:  # every job composes (S3's once conf/schedule/s3.yaml exists)
+        if "schedule=s3" in job and not HAS_S3:
+            continue
+        job_cfg = compose_config([f"experiment={experiment}", *job], tmp_path)
+        assert job_cfg.hydra.runtime.choices.dropper == job[-1].split("=")[1]
+        if experiment.startswith("synthpose"):
+            assert job_cfg.dataset.name == "synthpose" and job_cfg.paradigm.input_size == [96, 128]
+            assert build_schedule(job_cfg).scaled_epochs in (21, 42)  # ×0.1: S1 21, S2 42
+        else:
+            assert_paper_setting(job_cfg, "hrnet_w32")
+
+
+def test_synthpose_cpu_stays_the_default(tmp_path):
+    cfg = compose_config([], tmp_path)
+    assert cfg.hydra.runtime.choices.experiment == "synthpose_cpu"
+    assert cfg.dataset.name == "synthpose" and cfg.test.boxes == "gt" and cfg.backbone.pretrained is False
