@@ -21,8 +21,11 @@ from typing import Any
 
 import yaml
 
-# overrides that change how a run is launched or logged, not what it trains (the seed is kept apart)
-TECHNICAL_KEYS = ("seed", "hydra", "paths", "logger", "ckpt_path", "trainer.enable_progress_bar")
+# overrides that change how a run is launched or logged, not what it trains (the seed is kept apart);
+# schedule.stage1_ckpt is the path of the stage 1 that S3 would otherwise train itself (one per seed)
+TECHNICAL_KEYS = (
+    "seed", "hydra", "paths", "logger", "ckpt_path", "trainer.enable_progress_bar", "schedule.stage1_ckpt",
+)  # fmt: skip
 CURVE_PREFIXES = ("val/", "train/loss_epoch")
 
 

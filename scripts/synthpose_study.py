@@ -1,0 +1,240 @@
+"""The SynthPose AID study (docs/results/synthpose_aid.md): run its cells in protocol order, resume, collect.
+
+    python scripts/synthpose_study.py                     # S1's scale by the protocol's rule, then every cell
+    python scripts/synthpose_study.py --cells E3,E4 --seeds 0 --dry-run
+    python scripts/synthpose_study.py --s1-scale 0.2      # skip the rule (not the protocol's study)
+
+S1's scale: the protocol's rule (``convergence_gain``) on baseline runs ``S1x<scale>_seed0`` in
+``RESULTS/../convergence/``, candidates in order, stopping at the first that passes; ``convergence.json`` records
+the measurements. E1's seed-0 run at the chosen scale is that convergence run (the same command), copied.
+
+Each (cell, seed) trains with ``python -m aidpose.train`` into ``RUNS/<cell>_seed<k>/`` (git-ignored; a run that
+has a ``last.ckpt`` but no ``metrics.json`` is resumed from it), and when it has finished, its small outputs
+(``metrics.json``, the per-epoch CSV logs, ``.hydra/config.yaml`` and ``overrides.yaml``,
+``aid_dropped_per_joint.json``, ``occlusion.json``) are copied to ``RESULTS/<cell>_seed<k>/``, which is committed.
+A cell whose results folder already holds ``metrics.json`` is skipped, so the study survives a move to a new
+machine. ``python -m aidpose.report RESULTS`` then writes the tables and curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+CELLS: dict[str, list[str]] = {
+    # Table 5 of the paper (top-down, Cutout)
+    "E1": ["schedule=s1", "dropper=none"],
+    "E2": ["schedule=s1", "dropper=cutout"],
+    "E3": ["schedule=s2", "dropper=none"],
+    "E4": ["schedule=s2", "dropper=cutout"],
+    "E5": ["schedule=s3", "dropper=cutout"],  # stage 2 starts from E1's final weights of the same seed
+    # Table 4, top-down row, at the long schedule
+    "S2_random_erasing": ["schedule=s2", "dropper=random_erasing"],
+    "S2_has": ["schedule=s2", "dropper=has"],
+    "S2_gridmask": ["schedule=s2", "dropper=gridmask"],
+}
+# What each cell decides, most decisive first (protocol, docs/results/synthpose_aid.md)
+ORDER = [("E3", "E4"), ("E1", "E2"), ("E5",), ("S2_random_erasing", "S2_has", "S2_gridmask")]
+COMMON = [
+    "experiment=synthpose_cpu",
+    "logger=csv",
+    "trainer.check_val_every_n_epoch=1",
+    "trainer.enable_progress_bar=false",
+]
+SCALES = (0.2, 0.4, 0.8)  # S1 scales the rule tries, in order (0.1 fails on the committed default run)
+GAIN_LIMIT = (
+    0.005  # AP gained over the last fifth of the full-LR phase below which the baseline has converged
+)
+OCCLUSION = ["test.occlusion=cutout", "test.occlusion_levels=[0.1,0.2,0.3,0.4]"]
+
+
+def planned_runs(cells: list[str], seeds: list[int]) -> list[tuple[str, int]]:
+    """(cell, seed) in protocol order: groups in ORDER, seeds interleaved within a group."""
+    runs = []
+    for group in ORDER:
+        members = [c for c in group if c in cells]
+        runs += [(cell, seed) for seed in seeds for cell in members]
+    return runs
+
+
+def train_overrides(cell: str, seed: int, s1_scale: float, results: Path) -> list[str]:
+    """The command line of a cell; E5 starts stage 2 from E1's final weights when that run is on this machine."""
+    overrides = [*COMMON, *CELLS[cell], f"seed={seed}", f"schedule.scale={s1_scale}"]
+    provenance = results / f"E1_seed{seed}" / "provenance.json"
+    if cell == "E5" and provenance.is_file():
+        stage1 = Path(json.loads(provenance.read_text())["run_dir"]) / "last.ckpt"
+        if stage1.is_file():
+            overrides.append(f"schedule.stage1_ckpt={stage1}")
+    return overrides
+
+
+def collect(run_dir: Path, dest: Path, commit: str) -> None:
+    """Copy a finished run's small outputs to its results folder, in the layout ``aidpose.report`` reads.
+
+    For S3 (``stage1/``, ``stage2/`` inside the run folder) the curves and dropped shares are stage 2's; the
+    top-level ``metrics.json`` is stage 2's and links stage 1.
+    """
+    last = run_dir / "stage2" if (run_dir / "stage2").is_dir() else run_dir
+    files = [(run_dir / "metrics.json", "metrics.json")]
+    files += [(run_dir / ".hydra" / n, f".hydra/{n}") for n in ("config.yaml", "overrides.yaml")]
+    files += [(last / "aid_dropped_per_joint.json", "aid_dropped_per_joint.json")]
+    files += [(log, str(log.relative_to(last))) for log in last.glob("csv/version_*/metrics.csv")]
+    files += [(run_dir / "occlusion" / "occlusion.json", "occlusion.json")]
+    for source, name in files:
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    (dest / "provenance.json").write_text(json.dumps({"commit": commit, "run_dir": str(run_dir)}, indent=1))
+
+
+def convergence_gain(ap: dict[int, float], first_milestone: int) -> float:
+    """Val AP gained over the last fifth of S1's full-LR phase (epochs done 1 … ``first_milestone``).
+
+    Three-epoch means against validation noise: mean AP after epochs m−2, m−1, m minus the mean after
+    m−k−2, m−k−1, m−k, with k = round(m / 5) (``ap`` maps epochs done to val AP).
+    """
+    m = first_milestone
+    k = max(1, round(m / 5))
+    if m - k - 2 < 1 or any(e not in ap for e in range(m - k - 2, m + 1)):
+        raise ValueError(f"need val AP after every epoch from {m - k - 2} to {m} (first milestone {m})")
+    late = sum(ap[e] for e in range(m - 2, m + 1)) / 3
+    early = sum(ap[e] for e in range(m - k - 2, m - k + 1)) / 3
+    return late - early
+
+
+def first_milestone(run: Path) -> int:
+    """S1's first scaled milestone of a collected run (from its stored config)."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    schedule = OmegaConf.load(run / ".hydra" / "config.yaml").schedule
+    return instantiate(schedule, milestones=list(schedule.milestones)).scaled_milestones[0]
+
+
+def finished(folder: Path) -> bool:
+    """The folder's ``metrics.json`` says the run finished (a failed run writes one too, with its error)."""
+    file = folder / "metrics.json"
+    return file.is_file() and json.loads(file.read_text()).get("status") == "finished"
+
+
+def resume_checkpoint(run_dir: Path) -> Path | None:
+    """The epoch-end checkpoint an interrupted run resumes from (S3: the later stage's), or None."""
+    for candidate in ("stage2/last.ckpt", "stage1/last.ckpt", "last.ckpt"):
+        if (run_dir / candidate).is_file():
+            return run_dir / candidate
+    return None
+
+
+def run(cmd: list[str], log: Path, dry_run: bool) -> int:
+    print("$", " ".join(cmd), flush=True)
+    if dry_run:
+        return 0
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as f:
+        return subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO)
+
+
+def train_and_collect(
+    overrides: list[str], run_dir: Path, dest: Path, commit: str, dry_run: bool, occlusion: bool = False
+) -> bool:
+    """Train (or resume) one run, evaluate it under test-time occlusion if asked, collect it; True if done."""
+    if finished(dest):
+        print(f"[study] {dest.name}: done (results in {dest})")
+        return True
+    log = run_dir.with_suffix(".log")
+    cmd = [sys.executable, "-m", "aidpose.train", *overrides, f"hydra.run.dir={run_dir}"]
+    resume = None if finished(run_dir) else resume_checkpoint(run_dir)
+    if resume is not None:
+        cmd.append(f"ckpt_path={resume}")
+    if not finished(run_dir) and run(cmd, log, dry_run):
+        print(f"[study] {dest.name}: FAILED, see {log}")
+        return False
+    if occlusion:
+        evaluate = [
+            sys.executable, "-m", "aidpose.evaluate", f"ckpt_path={run_dir / 'last.ckpt'}", *OCCLUSION,
+            f"hydra.run.dir={run_dir / 'occlusion'}", "trainer.enable_progress_bar=false",
+        ]  # fmt: skip
+        if run(evaluate, log, dry_run):
+            print(f"[study] {dest.name}: occlusion evaluation FAILED, see {log}")
+            return False
+    if not dry_run:
+        collect(run_dir, dest, commit)
+        print(f"[study] {dest.name}: collected into {dest}")
+    return True
+
+
+def choose_s1_scale(runs: Path, results: Path, commit: str, dry_run: bool) -> float | None:
+    """The protocol's rule: the first scale in SCALES whose baseline S1 run gains < GAIN_LIMIT (None: none)."""
+    folder = results.parent / "convergence"
+    measured = []
+    for scale in SCALES:
+        name = f"S1x{scale:g}_seed0"
+        overrides = [*COMMON, *CELLS["E1"], "seed=0", f"schedule.scale={scale}"]
+        if not train_and_collect(overrides, runs / name, folder / name, commit, dry_run) or dry_run:
+            return None
+        from aidpose.report.runs import read_run
+
+        m1 = first_milestone(folder / name)
+        gain = convergence_gain(read_run(folder / name).curves["val/AP"], m1)
+        measured.append({"scale": scale, "first_milestone": m1, "gain": gain, "passes": gain < GAIN_LIMIT})
+        (folder / "convergence.json").write_text(
+            json.dumps({"limit": GAIN_LIMIT, "runs": measured}, indent=1)
+        )
+        print(f"[study] S1 x{scale:g}: gain {100 * gain:+.2f} AP over the last fifth of the full-LR phase")
+        if gain < GAIN_LIMIT:
+            return scale
+    return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--s1-scale", type=float, help="skip the protocol's rule and use this schedule.scale")
+    parser.add_argument("--cells", default=",".join(CELLS), help="subset of " + ",".join(CELLS))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument(
+        "--runs", type=Path, default=REPO / "logs" / "study", help="run folders (git-ignored)"
+    )
+    parser.add_argument("--results", type=Path, default=REPO / "docs" / "results" / "synthpose_aid" / "runs")
+    parser.add_argument("--occlusion-cells", default="E3,E4", help="cells evaluated under test-time Cutout")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands only")
+    args = parser.parse_args()
+    cells = [c for c in args.cells.split(",") if c]
+    unknown = sorted(set(cells) - set(CELLS))
+    if unknown:
+        parser.error(f"--cells: unknown {unknown}; choose from {list(CELLS)}")
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    git = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    commit = git.stdout.strip()
+    scale = args.s1_scale or choose_s1_scale(args.runs, args.results, commit, args.dry_run)
+    if scale is None:
+        print(
+            "[study] S1's scale is not decided (convergence runs unfinished, or none passed): see the protocol"
+        )
+        return 0 if args.dry_run else 1
+    failed = []
+    for cell, seed in planned_runs(cells, seeds):
+        name = f"{cell}_seed{seed}"
+        dest = args.results / name
+        convergence_run = args.results.parent / "convergence" / f"S1x{scale:g}_seed0"
+        if cell == "E1" and seed == 0 and finished(convergence_run) and not finished(dest):
+            shutil.copytree(convergence_run, dest)  # the same command: E1 seed 0 is the convergence run
+        overrides = train_overrides(cell, seed, scale, args.results)
+        if not train_and_collect(
+            overrides, args.runs / name, dest, commit, args.dry_run, cell in args.occlusion_cells.split(",")
+        ):
+            failed.append(name)
+    if failed:
+        print(f"[study] failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

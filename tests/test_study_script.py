@@ -1,0 +1,63 @@
+"""The SynthPose study driver: the protocol's convergence rule, cell order, resuming and collecting."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.test_aid_scripts import load_script
+
+
+@pytest.fixture(scope="module")
+def study(repo_root):
+    return load_script(repo_root, "synthpose_study")
+
+
+def test_convergence_gain_by_hand(study):
+    # first milestone m = 10, k = round(10 / 5) = 2: mean AP after epochs 8, 9, 10 minus after 6, 7, 8
+    ap = {e: 0.01 * e for e in range(1, 13)}
+    assert study.convergence_gain(ap, 10) == pytest.approx(0.09 - 0.07)
+    flat = dict.fromkeys(range(1, 13), 0.3)
+    assert study.convergence_gain(flat, 10) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="every epoch from 6 to 10"):
+        study.convergence_gain({e: 0.1 for e in range(1, 10)}, 10)
+
+
+def test_cells_run_in_protocol_order(study):
+    runs = study.planned_runs(["E1", "E2", "E3", "E4", "S2_has"], [0, 1])
+    assert runs[:4] == [("E3", 0), ("E4", 0), ("E3", 1), ("E4", 1)]
+    assert runs[4:8] == [("E1", 0), ("E2", 0), ("E1", 1), ("E2", 1)]
+    assert runs[-2:] == [("S2_has", 0), ("S2_has", 1)]
+
+
+def test_interrupted_run_resumes_from_the_later_stage(study, tmp_path):
+    assert study.resume_checkpoint(tmp_path) is None
+    (tmp_path / "stage1").mkdir()
+    (tmp_path / "stage1" / "last.ckpt").write_bytes(b"")
+    assert study.resume_checkpoint(tmp_path) == tmp_path / "stage1" / "last.ckpt"
+    (tmp_path / "stage2").mkdir()
+    (tmp_path / "stage2" / "last.ckpt").write_bytes(b"")
+    assert study.resume_checkpoint(tmp_path) == tmp_path / "stage2" / "last.ckpt"
+    (tmp_path / "metrics.json").write_text(json.dumps({"status": "failed"}))
+    assert not study.finished(tmp_path)  # a failed run writes metrics.json too
+
+
+def test_collect_keeps_what_the_report_reads(study, tmp_path):
+    from aidpose.report.runs import read_run
+
+    run, dest = tmp_path / "run", tmp_path / "dest"
+    (run / ".hydra").mkdir(parents=True)
+    (run / "stage2" / "csv" / "version_0").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text("- schedule=s3\n- seed=1\n")
+    (run / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    summary = {"metrics": {"AP": 0.5}, "choices": {"schedule": "s3"}, "epochs": 2, "status": "finished"}
+    (run / "metrics.json").write_text(json.dumps(summary))
+    (run / "stage2" / "csv" / "version_0" / "metrics.csv").write_text(
+        "epoch,step,val/AP,train/loss_epoch\n0,9,0.25,0.1\n1,19,0.5,0.05\n"
+    )
+    study.collect(run, dest, "abc123")
+    collected = read_run(dest)
+    assert collected.metrics == {"AP": 0.5} and collected.seed == "1" and collected.problem is None
+    assert collected.curves["val/AP"] == {1: 0.25, 2: 0.5}
+    assert json.loads((dest / "provenance.json").read_text()) == {"commit": "abc123", "run_dir": str(run)}
