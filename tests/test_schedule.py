@@ -1,5 +1,6 @@
 """The S1/S2/S3 schedules: scaled epochs/milestones (against the YAML files), the LR factor, S3's stages."""
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,7 @@ def test_scaled_schedule_against_yaml(name, scale, epochs, milestones):
     assert schedule.scaled_epochs == epochs
     # the shape: every phase (before the first drop, between drops, after the last) has ≥ 1 epoch
     bounds = [0, *schedule.scaled_milestones, schedule.scaled_epochs]
-    assert all(b > a for a, b in zip(bounds, bounds[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(bounds))
     assert len(schedule.scaled_milestones) == len(raw["milestones"])
 
 
@@ -87,7 +88,7 @@ def test_plan_stages(tmp_path):
         Stage("stage2", run / "stage2", True, None, "c")
     ]
     assert [s.ckpt_path for s in plan_stages(2, run, ckpt_path="c", ckpt_stage="stage1")] == ["c", None]
-    with pytest.raises(ValueError, match="schedule.stage1_ckpt"):
+    with pytest.raises(ValueError, match=r"schedule\.stage1_ckpt"):
         plan_stages(2, run, ckpt_path="c", ckpt_stage=None)
 
 

@@ -1,7 +1,8 @@
 """Training entry point: ``python -m aidpose.train [group=option ...] [key=value ...]``.
 
 Writes into the Hydra run folder: ``metrics.json`` (final validation metrics, the run's config choices,
-seed, overrides and status; written atomically, also when the run fails), ``last.ckpt`` (every epoch) /
+seed, overrides and status; written atomically, also when the run fails), ``results.json`` (the final
+validation's COCO results), ``last.ckpt`` (every epoch) /
 ``best.ckpt`` and ``aid_dropped_per_joint.json`` (``conf/callbacks``), the logger's files and ``.hydra/``
 (the resolved config). ``schedule=s3`` runs two stages, each in its own folder (``stage1/``, ``stage2/``,
 see ``aidpose.training.stages``); the top-level ``metrics.json`` is stage 2's and links both.
@@ -170,11 +171,12 @@ def train_stage(cfg: DictConfig, stage: Any, header: dict[str, Any], trainers: l
     if stage.name:
         summary["stage"] = stage.name
     if trainer.is_global_zero:
+        write_json(run_dir / "results.json", module.last_results)
         write_json(run_dir / "metrics.json", summary)
     return summary
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: Any) -> None:
     """Write ``data`` as JSON atomically (a temporary file renamed over ``path``): never half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -86,9 +86,14 @@ def read_checkpoint(path: str | Path) -> dict:
 def load_weights_only(module: nn.Module, path: str | Path) -> None:
     """Load a checkpoint's model weights into ``module``; optimizer, scheduler and epoch start fresh."""
     state = read_checkpoint(path)["state_dict"]
-    missing, unexpected = module.load_state_dict(state, strict=False)
+    advice = "Use the same backbone/head config as the run that wrote it."
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # tensors of other shapes
+        first = str(err).strip().splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
+        raise ValueError(f"init_weights={path} does not fit this model ({first}). {advice}") from None
     if missing or unexpected:
         raise ValueError(
             f"init_weights={path} does not fit this model: {len(missing)} missing keys (e.g. {missing[:3]}), "
-            f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]}). Use the same backbone/head config."
+            f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]}). {advice}"
         )
