@@ -138,3 +138,32 @@ def test_lr_drops_at_the_milestones_inside_a_trainer_run(
 def test_relaunch_keeps_the_config_flags():
     argv = ["-m", "--config-dir", "/x", "--config-name=mine", "-cn", "b", "dropper=cutout,has", "-cp=rel"]
     assert config_flags(argv) == ["--config-dir", "/x", "--config-name=mine", "-cn", "b", "-cp=rel"]
+
+
+def test_scale_out_knobs_compose_into_the_trainer(tmp_path):
+    """num_nodes, SyncBN, mixed precision, accumulation, channels_last and the SLURM requeue switch from config."""
+    import inspect
+
+    import pytorch_lightning as pl
+    from hydra.utils import instantiate
+
+    cfg = compose_config(
+        [
+            "trainer=gpu", "trainer.devices=4", "trainer.num_nodes=2", "trainer.precision=bf16-mixed",
+            "trainer.accumulate_grad_batches=4", "paradigm.channels_last=true",
+            "+trainer.plugins=[{_target_: lightning_fabric.plugins.environments.SLURMEnvironment, auto_requeue: false}]",
+        ],
+        tmp_path,
+    )  # fmt: skip
+    trainer_args = set(inspect.signature(pl.Trainer).parameters)
+    assert set(cfg.trainer) - {"_target_"} <= trainer_args  # every key reaches the Trainer
+    assert (cfg.trainer.num_nodes, cfg.trainer.sync_batchnorm, cfg.trainer.precision) == (
+        2,
+        True,
+        "bf16-mixed",
+    )
+    assert cfg.trainer.accumulate_grad_batches == 4 and cfg.paradigm.channels_last is True
+    (slurm,) = instantiate(cfg.trainer.plugins)
+    assert slurm.auto_requeue is False
+    cpu = compose_config(["trainer.num_nodes=1"], tmp_path)
+    assert set(cpu.trainer) - {"_target_"} <= trainer_args and cpu.trainer.sync_batchnorm is False

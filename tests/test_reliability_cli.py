@@ -28,6 +28,13 @@ def read_summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
+def read_results(run_dir: Path) -> list[dict]:
+    """The final validation's COCO results of a run (a tiny model scores AP 0: compare the predictions)."""
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results
+    return results
+
+
 def load(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
@@ -69,6 +76,7 @@ def test_kill_and_resume_repeats_an_uninterrupted_run_bit_for_bit(tmp_path):
     for key, value in last["state_dict"].items():
         assert torch.equal(again["state_dict"][key], value), key
     assert read_summary(resumed)["metrics"] == summary["metrics"]
+    assert read_results(resumed) == read_results(full)  # the same predictions, to the last digit
 
 
 def test_sigterm_saves_a_resumable_checkpoint(tmp_path):
@@ -131,8 +139,9 @@ def test_s3_two_stages_resume_inside_stage2_and_stage1_ckpt(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not (skipped / "stage1").exists()
     assert read_summary(skipped)["stages"]["stage1"] == {"ckpt": str(stage1_ckpt)}
-    # same start weights, same seed and data: the same stage 2 as the full command
+    # same start weights, seed, config and data (deterministic on the CPU): the same stage 2 as the full command
     assert read_summary(skipped)["metrics"] == summary["metrics"]
+    assert read_results(skipped / "stage2") == read_results(run_dir / "stage2")
 
 
 def test_ddp_sweep_keeps_searchpath_and_config_name_and_survives_a_failed_job(tmp_path):
