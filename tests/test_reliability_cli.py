@@ -110,9 +110,12 @@ def test_sigterm_saves_a_resumable_checkpoint(tmp_path):
     assert load(resumed / "last.ckpt")["epoch"] == epoch + 1
 
 
+S3 = ("debug=fast", "logger=none", "schedule=s3", "dropper=cutout", "trainer.deterministic=true")
+
+
 def test_s3_two_stages_resume_inside_stage2_and_stage1_ckpt(tmp_path):
     run_dir = tmp_path / "s3"
-    proc = run_cli("aidpose.train", "debug=fast", "logger=none", "schedule=s3", "dropper=cutout",
+    proc = run_cli("aidpose.train", *S3,
                    f"hydra.run.dir={run_dir}", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = read_summary(run_dir)
@@ -126,7 +129,7 @@ def test_s3_two_stages_resume_inside_stage2_and_stage1_ckpt(tmp_path):
     assert second["global_step"] == first["global_step"] == 2  # fresh optimizer state and step count
 
     resumed = tmp_path / "resumed"
-    proc = run_cli("aidpose.train", "debug=fast", "logger=none", "schedule=s3", "dropper=cutout",
+    proc = run_cli("aidpose.train", *S3,
                    f"ckpt_path={run_dir / 'stage2' / 'last.ckpt'}", f"hydra.run.dir={resumed}", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not (resumed / "stage1").exists()  # stage 1 not rerun
@@ -134,7 +137,7 @@ def test_s3_two_stages_resume_inside_stage2_and_stage1_ckpt(tmp_path):
 
     skipped = tmp_path / "skipped"
     stage1_ckpt = run_dir / "stage1" / "last.ckpt"
-    proc = run_cli("aidpose.train", "debug=fast", "logger=none", "schedule=s3", "dropper=cutout",
+    proc = run_cli("aidpose.train", *S3,
                    f"schedule.stage1_ckpt={stage1_ckpt}", f"hydra.run.dir={skipped}", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not (skipped / "stage1").exists()

@@ -111,10 +111,14 @@ def stage_links(stages: list[Any], stage1_ckpt: str | None) -> dict[str, dict[st
     return links
 
 
-def build_max_epochs(cfg: DictConfig) -> int:
+def build_max_epochs(cfg: DictConfig) -> int | None:
+    """The configured number of epochs (per stage), or None when the schedule config itself is broken."""
     from aidpose.builders import build_schedule
 
-    return build_schedule(cfg).scaled_epochs
+    try:
+        return build_schedule(cfg).scaled_epochs
+    except Exception:  # the run's own error is the one to report
+        return None
 
 
 def train_stage(cfg: DictConfig, stage: Any, header: dict[str, Any], trainers: list[Any]) -> dict[str, Any]:
