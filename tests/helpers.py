@@ -29,16 +29,11 @@ def compose_config(overrides: list[str], tmp_path: Path, config_name: str = "tra
     return cfg
 
 
-def run_cli(
-    module: str, *args: str, cwd: Path, timeout: float = 600, env: dict[str, str | None] | None = None
-) -> subprocess.CompletedProcess:
-    """Run ``python -m <module> args...`` with an offline, quiet environment; return the finished process.
-
-    ``env`` changes that environment: a value sets a variable, None removes it.
-    """
-    environ = {
+def cli_env(cwd: Path) -> dict[str, str]:
+    """The environment of a CLI run in ``cwd``: offline, quiet, data under ``cwd/data``, ``tests`` importable."""
+    return {
         **os.environ,
-        "PYTHONPATH": str(REPO_ROOT / "src"),
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT)]),
         "NO_ALBUMENTATIONS_UPDATE": "1",
         "WANDB_MODE": "disabled",
         "HF_HUB_OFFLINE": "1",
@@ -47,6 +42,16 @@ def run_cli(
         "OMP_NUM_THREADS": "1",
         "AIDPOSE_DATA_DIR": str(cwd / "data"),
     }
+
+
+def run_cli(
+    module: str, *args: str, cwd: Path, timeout: float = 600, env: dict[str, str | None] | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``python -m <module> args...`` with an offline, quiet environment; return the finished process.
+
+    ``env`` changes that environment: a value sets a variable, None removes it.
+    """
+    environ = cli_env(cwd)
     for key, value in (env or {}).items():
         if value is None:
             environ.pop(key, None)
@@ -61,3 +66,18 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def kill_at_epoch_start(epoch: int) -> object:
+    """A Lightning callback for CLI tests (``+callbacks.kill._target_=tests.helpers.kill_at_epoch_start``): it
+    SIGKILLs its own process when epoch ``epoch`` starts, right after epoch ``epoch - 1``'s checkpoints."""
+    import signal
+
+    import pytorch_lightning as pl
+
+    class KillAtEpochStart(pl.Callback):
+        def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+            if trainer.current_epoch == epoch:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    return KillAtEpochStart()

@@ -13,9 +13,10 @@ from torch.utils.data import DataLoader
 
 from aidpose.codecs import UDPHeatmapCodec
 from aidpose.codecs.udp_heatmap import encode_udp_heatmaps, flip_back_heatmaps
-from aidpose.data.topdown import TopDownDataset
+from aidpose.data.topdown import SampleKey, TopDownDataset
 from aidpose.geometry.affine import apply_affine, box_to_center_scale, udp_warp_matrix
 from aidpose.geometry.augment import TopDownAugmentation
+from aidpose.training.datamodule import EpochSampler
 
 CODEC = UDPHeatmapCodec(input_size=(192, 256), heatmap_size=(48, 64), sigma=2.0)
 NO_AUG = {"half_body_prob": 0.0, "scale_sigma": 0.0, "rotation_prob": 0.0}
@@ -135,10 +136,8 @@ def test_dropper_runs_on_training_crops_only(coco_mini: Path) -> None:
 def test_aid_cutout_plugs_in(coco_mini: Path) -> None:
     from aidpose.aid import Cutout
 
-    torch.manual_seed(0)
     plain = _dataset(coco_mini, train=True, augmentation=TopDownAugmentation())[2]
     dropper = Cutout(size_range=(0.4, 0.4))  # one ellipse, semi-axes 0.4 · 192 px, filled with 0
-    torch.manual_seed(0)
     item = _dataset(coco_mini, train=True, augmentation=TopDownAugmentation(), dropper=dropper)[2]
     np.testing.assert_array_equal(item["inv_affine"], plain["inv_affine"])  # same augmentation draws
     changed = (item["image"] != plain["image"]).any(axis=0)
@@ -156,15 +155,38 @@ def test_dropper_with_a_wrong_mask_is_reported(coco_mini: Path) -> None:
         train[0]
 
 
-def test_augmentation_follows_torch_seed(coco_mini: Path) -> None:
-    def items(seed: int) -> list[np.ndarray]:
-        torch.manual_seed(seed)
-        ds = _dataset(coco_mini, train=True, augmentation=TopDownAugmentation())
-        return [ds[i]["inv_affine"] for i in range(4)]
+def test_random_draws_follow_the_sample_key(coco_mini: Path) -> None:
+    ds = _dataset(coco_mini, train=True, augmentation=TopDownAugmentation())
 
-    first, again, other = items(1), items(1), items(2)
-    np.testing.assert_array_equal(np.stack(first), np.stack(again))
-    assert not np.allclose(np.stack(first), np.stack(other))
+    def draws(seed: int, epoch: int) -> np.ndarray:
+        return np.stack([ds[SampleKey(i, seed, epoch)]["inv_affine"] for i in range(4)])
+
+    first = draws(1, 0)
+    np.testing.assert_array_equal(first, draws(1, 0))  # a rerun repeats them
+    np.testing.assert_array_equal(
+        ds[0]["inv_affine"], ds[SampleKey(0)]["inv_affine"]
+    )  # int = seed 0, epoch 0
+    assert not np.allclose(first, draws(2, 0)) and not np.allclose(first, draws(1, 1))  # seed, epoch
+    assert not np.allclose(first[0], first[1])  # each item its own stream
+
+
+def test_epoch_sampler_order_and_streams_are_the_same_with_any_worker_count(coco_mini: Path) -> None:
+    ds = _dataset(coco_mini, train=True, augmentation=TopDownAugmentation())
+
+    def epoch_batches(num_workers: int, epoch: int) -> tuple[list[int], np.ndarray]:
+        sampler = EpochSampler(ds, num_replicas=1, rank=0, shuffle=True, seed=7)
+        sampler.set_epoch(epoch)
+        loader = DataLoader(ds, batch_size=4, sampler=sampler, num_workers=num_workers)
+        batches = list(loader)
+        return torch.cat([b["index"] for b in batches]).tolist(), torch.cat(
+            [b["inv_affine"] for b in batches]
+        )
+
+    order, affine = epoch_batches(0, epoch=3)
+    order_workers, affine_workers = epoch_batches(2, epoch=3)
+    assert order == order_workers and torch.equal(affine, affine_workers)
+    assert sorted(order) == list(range(len(ds)))
+    assert epoch_batches(0, epoch=4)[0] != order  # another epoch, another shuffle
 
 
 def test_options_are_validated(coco_mini: Path) -> None:

@@ -43,23 +43,6 @@ def test_unknown_choice_lists_options(tmp_path):
     assert "Available options" in proc.stderr and "cutout" in proc.stderr
 
 
-def test_multirun_sweep_with_ddp_runs_each_job_once(tmp_path):
-    """Lightning relaunches DDP ranks with the process argv; under -m that must be the job, not the sweep."""
-    sweep = tmp_path / "sweep"
-    proc = run_cli(
-        "aidpose.train", "-m", "debug=fast", "trainer=ddp_cpu", "dropper=none,cutout", f"hydra.sweep.dir={sweep}",
-        cwd=tmp_path,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
-    assert jobs == ["0", "1"]  # no extra job folders from children re-running the sweep
-    for job, dropper in zip(jobs, ["none", "cutout"], strict=True):
-        summary = json.loads((sweep / job / "metrics.json").read_text())
-        assert summary["choices"]["dropper"] == dropper
-        rank1_log = (sweep / job / "train_ddp_process_1.log").read_text()
-        assert f"dropper={dropper}" in rank1_log  # rank 1 trained the same job
-
-
 def test_design_card_command_trains_with_the_dropper(tmp_path):
     """`backbone=hrnet_w32 dropper=cutout schedule=s2`, shrunk by debug=fast: the dropper really drops."""
     run_dir = tmp_path / "run"

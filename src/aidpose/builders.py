@@ -48,6 +48,7 @@ def build_datamodule(cfg: DictConfig, codec: Any, dropper: Any | None = None) ->
         num_workers=loader.num_workers,
         pin_memory=loader.pin_memory,
         persistent_workers=loader.persistent_workers,
+        seed=cfg.seed,
     )
 
 

@@ -33,7 +33,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from aidpose.builders import build_datamodule, config_from_checkpoint, load_module_from_checkpoint
     from aidpose.evaluation.api import format_metrics
     from aidpose.evaluation.occlusion import occlusion_droppers, occlusion_rows, write_occlusion_report
-    from aidpose.runtime import command_line_keys, relaunch_ddp_children_with_this_job, teardown_process_group
+    from aidpose.runtime import command_line_keys, relaunch_ddp_children_with_this_job, teardown_distributed
     from aidpose.training.callbacks import OcclusionMeter
     from aidpose.training.checkpoints import read_checkpoint
 
@@ -88,7 +88,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             report = {"dropper": run.test.occlusion, "param": occlusion_param, "seed": seed, "rows": rows}
             write_occlusion_report(report, run_dir, ckpt_path)
         summary["occlusion"] = rows
-    teardown_process_group()
+    teardown_distributed(trainer)
     return summary
 
 

@@ -60,12 +60,42 @@ def command_line_keys() -> set[str]:
     return {o.key_or_group for o in overrides}
 
 
+# command-line flags that choose the primary config (Hydra's own, not overrides)
+CONFIG_FLAGS = ("--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd")
+# hydra.* overrides that belong to the sweep, not to the job (a child rank is a single run)
+SWEEP_ONLY = (
+    "hydra.mode",
+    "hydra.sweep",
+    "hydra.sweeper",
+    "hydra/sweeper",
+    "hydra.launcher",
+    "hydra/launcher",
+)
+
+
+def config_flags(argv: list[str]) -> list[str]:
+    """The ``--config-name/--config-path/--config-dir`` flags (and short forms) of a command line."""
+    flags: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in CONFIG_FLAGS and i + 1 < len(argv):
+            flags += argv[i : i + 2]
+            i += 2
+            continue
+        if argv[i].split("=", 1)[0] in CONFIG_FLAGS:
+            flags.append(argv[i])
+        i += 1
+    return flags
+
+
 def relaunch_ddp_children_with_this_job() -> None:
-    """Make Lightning's DDP child processes rerun *this* job, not the whole multirun sweep.
+    """Make Lightning's DDP child processes compose exactly this job's config, not rerun the whole sweep.
 
     Lightning relaunches ranks > 0 as ``python -m <entry point> <sys.argv[1:]> hydra.run.dir=<run.dir>``
     (Lightning issue #11300). Under ``-m`` that argv is the whole sweep and ``run.dir`` is not the job's
-    folder. Replace argv by this job's own overrides and point ``run.dir`` at the job's output folder.
+    folder. Replace argv by the config flags of the command line (``--config-name`` ...), this job's
+    ``hydra.*`` overrides that are not about the sweep (e.g. ``hydra.searchpath``) and its task overrides,
+    and point ``run.dir`` at the job's output folder. ``check_same_config`` verifies the result at start-up.
     """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -75,21 +105,49 @@ def relaunch_ddp_children_with_this_job() -> None:
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return
-    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
+    hydra_overrides = [o for o in hydra_cfg.overrides.hydra if not o.lstrip("~+").startswith(SWEEP_ONLY)]
+    sys.argv = [sys.argv[0], *config_flags(sys.argv[1:]), *hydra_overrides, *hydra_cfg.overrides.task]
     with read_write(hydra_cfg), open_dict(hydra_cfg):
         hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
 
 
-def teardown_process_group() -> None:
-    """Barrier + explicit teardown of the default process group, if one is up.
+def job_overrides() -> list[str]:
+    """This job's task overrides (``hydra.overrides.task``: its command-line and sweep ``key=value``s)."""
+    from hydra.core.hydra_config import HydraConfig
 
-    Without it gloo often aborts at interpreter exit after a DDP run finished (environment notes).
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def teardown_distributed(trainers: Any = (), finished: bool = True) -> None:
+    """End a job's DDP processes, finished or failed, so that the next job of a sweep starts clean.
+
+    ``trainers``: a Trainer or a list of them (those of the job's stages). Releases the child ranks
+    Lightning launched (``trainer.strategy.launcher.procs``): Lightning's observer
+    thread stops watching them (it would kill this process when a failed job's child exits with an error)
+    and they are waited for (killed after a timeout when stuck in a collective of a failed job). Then a
+    barrier (finished jobs only: a failed rank may never reach it) and the process group's teardown:
+    without it gloo often aborts at interpreter exit after a DDP run (environment notes).
     """
+    import subprocess
+
     import torch.distributed as dist
 
+    children = []
+    for trainer in trainers if isinstance(trainers, list | tuple) else [trainers]:
+        launcher = getattr(trainer.strategy, "launcher", None)
+        children += getattr(launcher, "procs", [])
+        if getattr(launcher, "procs", None):
+            launcher.procs.clear()  # the same list the observer thread polls
     if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
+    for proc in children:
+        try:
+            proc.wait(timeout=120 if finished else 30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @contextmanager

@@ -22,7 +22,7 @@ class Measurement:
 
 
 def sample_seed(seed: int, position: int) -> int:
-    """The torch seed of the ``position``-th fixed sample: a function of ``(seed, position)`` only."""
+    """The sample seed of the ``position``-th fixed sample: a function of ``(seed, position)`` only."""
     return int(np.random.SeedSequence([seed, position]).generate_state(1)[0])
 
 
@@ -66,14 +66,15 @@ class InitialLoss:
 
     def batches(self, dropper: Any) -> list[dict[str, Any]]:
         """The fixed batches as seen through ``dropper`` (None: no dropper)."""
-        import torch
         from torch.utils.data import default_collate
 
+        from aidpose.data.topdown import SampleKey
+
         dataset = self.make_dataset(dropper)
-        items = []
-        for position, index in enumerate(self.indices):
-            torch.manual_seed(sample_seed(self.seed, position))  # the dataset's generator follows this seed
-            items.append(dataset[index])
+        items = [
+            dataset[SampleKey(index, seed=sample_seed(self.seed, position))]
+            for position, index in enumerate(self.indices)
+        ]
         return [
             default_collate(items[i : i + self.batch_size]) for i in range(0, len(items), self.batch_size)
         ]

@@ -13,11 +13,10 @@ import multiprocessing
 import os
 import time
 from collections import defaultdict
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import cv2
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from aidpose.codecs.udp_heatmap import UDPHeatmapCodec
@@ -49,6 +48,24 @@ class KeypointDropper(Protocol):
         *,
         visibility: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class SampleKey(NamedTuple):
+    """A training item and what its random draws depend on: one generator per (seed, epoch, index).
+
+    The training sampler yields these keys (``aidpose.training.datamodule.EpochSampler``), so a sample's
+    flips, scales, rotations and dropper regions are a function of the run's seed, the epoch and the item:
+    the same whichever rank or loader worker reads it, with any number of workers, and after a resume;
+    different items (so different ranks' and workers' items) draw from different streams. A plain ``int``
+    index is ``SampleKey(index)`` (seed 0, epoch 0).
+    """
+
+    index: int
+    seed: int = 0
+    epoch: int = 0
+
+    def rng(self) -> np.random.Generator:
+        return np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, self.index]))
 
 
 class StageTimer:
@@ -163,8 +180,6 @@ class TopDownDataset(Dataset):
         self.flip_index = self.layout.flip_index
         self.upper_body_ids = self.layout.upper_body_ids
         self._unreadable = multiprocessing.Value("q", 0)
-        self._rng: np.random.Generator | None = None
-        self._rng_seed: int | None = None
         self._malloc_pid: int | None = None
         self.stage_timer: StageTimer | None = None
 
@@ -179,18 +194,6 @@ class TopDownDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.records)
-
-    def rng(self) -> np.random.Generator:
-        """This process's generator, seeded by ``torch.initial_seed()`` and re-created when that changes.
-
-        DataLoader workers get a new torch seed every epoch (derived from the main process's seed), so
-        samples differ across workers and epochs yet are reproducible under ``seed_everything``.
-        """
-        seed = torch.initial_seed()
-        if self._rng is None or seed != self._rng_seed:
-            self._rng = np.random.default_rng(seed)
-            self._rng_seed = seed
-        return self._rng
 
     def _read_image(self, index: int) -> tuple[np.ndarray, int]:
         """Decode the image of ``index`` (BGR), or of the next readable instance when skipping."""
@@ -209,17 +212,18 @@ class TopDownDataset(Dataset):
                 self._unreadable.value += 1
         raise OSError(f"none of the {len(self)} instances' images under {self.image_dir} can be read")
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | SampleKey) -> dict[str, Any]:
+        key = SampleKey(*key) if isinstance(key, tuple) else SampleKey(int(key))
         if self._malloc_pid != os.getpid():  # once per (worker) process
             tune_malloc()
             self._malloc_pid = os.getpid()
         timer = self.stage_timer or _NO_TIMER
         timer.start()
-        image, index = self._read_image(index)
+        image, index = self._read_image(key.index)
         timer.lap("decode")
         keypoints = self.records.keypoints[index]
         center, scale, rotation, flip = self.centers[index], self.scales[index], 0.0, False
-        rng = self.rng() if self.augmentation is not None or self.dropper is not None else None
+        rng = key.rng() if self.augmentation is not None or self.dropper is not None else None
         if self.augmentation is not None:
             params = self.augmentation.sample(
                 rng, keypoints, center, scale, self.aspect_ratio, self.upper_body_ids

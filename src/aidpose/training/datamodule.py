@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from aidpose.data.sources import CocoSource, DataSplits, SynthPoseSource
+from aidpose.data.topdown import SampleKey
+
+
+class EpochSampler(DistributedSampler):
+    """The training order: a shuffle that is a function of ``(seed, epoch)``, split over the ranks.
+
+    A ``DistributedSampler`` (Lightning keeps it and calls ``set_epoch`` before every epoch, with 1 process
+    or many) that yields :class:`SampleKey` ``(index, seed, epoch)``: the dataset draws each item's
+    augmentation and dropper from that key, so a run resumed at an epoch boundary repeats an uninterrupted
+    one exactly, and nothing random lives in the main process between epochs.
+    """
+
+    def __iter__(self) -> Iterator[SampleKey]:  # type: ignore[override]
+        for index in super().__iter__():
+            yield SampleKey(index, self.seed, self.epoch)
 
 
 class PoseDataModule(pl.LightningDataModule):
@@ -20,6 +35,7 @@ class PoseDataModule(pl.LightningDataModule):
             (augmentation and dropper already bound by the config).
         val_dataset: the same for validation (no augmentation, no dropper).
         batch_size, val_batch_size, num_workers, pin_memory, persistent_workers: loader options.
+        seed: the run's seed (training order and per-item random draws, see :class:`EpochSampler`).
     """
 
     def __init__(
@@ -32,6 +48,7 @@ class PoseDataModule(pl.LightningDataModule):
         num_workers: int,
         pin_memory: bool = False,
         persistent_workers: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.source = source
@@ -43,6 +60,7 @@ class PoseDataModule(pl.LightningDataModule):
             "persistent_workers": persistent_workers and num_workers > 0,
         }
         self.batch_size = batch_size
+        self.seed = seed
         self.val_batch_size = val_batch_size
         self.splits: DataSplits | None = None
         self.train_dataset: Dataset | None = None
@@ -59,8 +77,20 @@ class PoseDataModule(pl.LightningDataModule):
             self.val_dataset = self.make_val(self.splits.val_ann, self.splits.val_images)
 
     def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        sampler = EpochSampler(
+            self.train_dataset,
+            num_replicas=trainer.world_size if trainer else 1,
+            rank=trainer.global_rank if trainer else 0,
+            shuffle=True,
+            seed=self.seed,
+        )
         return DataLoader(
-            self.train_dataset, batch_size=self.batch_size, shuffle=True, drop_last=True, **self.loader_kwargs
+            self.train_dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            drop_last=True,
+            **self.loader_kwargs,
         )
 
     def val_dataloader(self) -> DataLoader:

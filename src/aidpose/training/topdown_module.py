@@ -20,7 +20,7 @@ from aidpose.codecs.udp_heatmap import UDPHeatmapCodec
 from aidpose.data.keypoints import get_layout
 from aidpose.evaluation import evaluate_results
 from aidpose.evaluation.results import topdown_results
-from aidpose.training.distributed import gather_predictions
+from aidpose.training.distributed import check_same_config, gather_predictions
 from aidpose.training.schedule import Schedule, lr_factor
 
 METRIC_KEYS = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AP_vis", "AP_invis")
@@ -74,6 +74,7 @@ class TopDownPoseModule(pl.LightningModule):
         self.last_metrics_epoch = -1
         self.last_results: list[dict] = []
         self.run_config: dict[str, Any] | None = None  # the resolved run config, stored in checkpoints
+        self.stage: str | None = None  # the stage of a multi-stage schedule (S3), stored in checkpoints
 
     # ---- forward ---------------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -95,6 +96,12 @@ class TopDownPoseModule(pl.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         heatmaps = self(batch["image"])
         loss = self.loss(heatmaps, batch["target"], batch["target_weight"])
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss is {loss.item()} at global step {self.global_step} (epoch {self.current_epoch}, "
+                f"batch {batch_idx}): stopping before it reaches the weights. last.ckpt holds the last finished "
+                "epoch; lower schedule.lr or check the data of this batch."
+            )
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(heatmaps))
         return loss
 
@@ -145,6 +152,10 @@ class TopDownPoseModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["aidpose_config"] = self.run_config
+        checkpoint["aidpose_stage"] = self.stage
+
+    def setup(self, stage: str) -> None:
+        check_same_config(self.run_config)  # every DDP rank composed the same config
 
     # ---- optimisation ----------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
