@@ -11,7 +11,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 
 ARGS ?=
 
-.PHONY: install train test lint format bench clean
+.PHONY: install train test lint format bench reproduce-synthpose clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ bench: install
 	$(PY) scripts/bench_synthpose.py
 	$(PY) scripts/bench_droppers.py
 	$(PY) scripts/bench_eval.py
+	$(PY) scripts/bench_bottomup.py
+
+## the SynthPose AID study (docs/results/synthpose_aid.md): hours of CPU; resumes where it stopped
+reproduce-synthpose: install
+	$(PY) scripts/synthpose_study.py $(ARGS)
+	$(PY) -m aidpose.report docs/results/synthpose_aid/runs --out docs/results/synthpose_aid/report
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
