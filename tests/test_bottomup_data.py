@@ -184,7 +184,7 @@ def test_dataset_applies_the_dropper_to_the_whole_image(tmp_path: Path) -> None:
 
     ann_file, _ = write_crowded_image(tmp_path)
     # 16-px cells, each hidden with probability 0.5: the 8 people's joints cannot all escape
-    dropper = HideAndSeek(grid_sizes=(16,), p=1.0)
+    dropper = HideAndSeek(cell_sizes=(16 / 128,), p=1.0)  # 16-px cells of the 128-px input
     plain = BottomUpDataset(ann_file, tmp_path / "images", codec=CODEC)[0]
     item = BottomUpDataset(ann_file, tmp_path / "images", codec=CODEC, dropper=dropper)[0]
     assert item["dropped_count"].sum() > 0 and (item["dropped_count"] <= item["visible_count"]).all()
