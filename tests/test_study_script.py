@@ -56,6 +56,7 @@ def test_collect_keeps_what_the_report_reads(study, tmp_path):
     (run / "stage2" / "csv" / "version_0" / "metrics.csv").write_text(
         "epoch,step,val/AP,train/loss_epoch\n0,9,0.25,0.1\n1,19,0.5,0.05\n"
     )
+    assert read_run(run).curves["val/AP"] == {1: 0.25, 2: 0.5}  # an S3 run folder: stage 2's curves
     study.collect(run, dest, "abc123")
     collected = read_run(dest)
     assert collected.metrics == {"AP": 0.5} and collected.seed == "1" and collected.problem is None

@@ -6,7 +6,7 @@ A run folder (written by ``python -m aidpose.train``, or a copy of its small fil
   ``seed``, ``max_epochs``, ``status``/``error`` (read when present, else taken from the files below);
 - ``.hydra/overrides.yaml`` and ``.hydra/config.yaml`` (``.hydra/hydra.yaml`` for the choices of a run that
   never wrote ``metrics.json``);
-- per-epoch logs: ``metrics.csv`` at the top, else Lightning's ``csv/version_*/metrics.csv``;
+- per-epoch logs: ``metrics.csv`` at the top, else Lightning's ``csv/version_*/metrics.csv`` (S3: in ``stage2/``);
 - optionally ``occlusion.json`` (``aidpose.evaluate test.occlusion=...``) in the folder or one sub-folder.
 """
 
@@ -120,11 +120,12 @@ def read_epoch_curves(rows: Iterable[dict[str, str]]) -> dict[str, dict[int, flo
 
 
 def csv_logs(path: Path) -> list[Path]:
-    """The run's per-epoch CSV logs, oldest first."""
+    """The run's per-epoch CSV logs, oldest first (an S3 run's: its last stage's, ``stage2/``)."""
     if (path / "metrics.csv").is_file():
         return [path / "metrics.csv"]
+    folder = path / "stage2" if (path / "stage2" / "csv").is_dir() else path
     return sorted(
-        path.glob("csv/version_*/metrics.csv"),
+        folder.glob("csv/version_*/metrics.csv"),
         key=lambda p: natural_key(p.parent.name.removeprefix("version_")),
     )
 
