@@ -18,23 +18,10 @@ class DeconvHead(nn.Module):
         deconv_kernel: int = 4,
     ) -> None:
         super().__init__()
-        padding, output_padding = {4: (1, 0), 3: (1, 1), 2: (0, 0)}[deconv_kernel]
         layers: list[nn.Module] = []
         channels = in_channels
         for _ in range(num_deconv_layers):
-            layers += [
-                nn.ConvTranspose2d(
-                    channels,
-                    deconv_channels,
-                    deconv_kernel,
-                    stride=2,
-                    padding=padding,
-                    output_padding=output_padding,
-                    bias=False,
-                ),
-                nn.BatchNorm2d(deconv_channels),
-                nn.ReLU(inplace=True),
-            ]
+            layers += deconv_block(channels, deconv_channels, deconv_kernel)
             channels = deconv_channels
         self.deconv = nn.Sequential(*layers)
         self.final = nn.Conv2d(channels, num_keypoints, kernel_size=1)
@@ -54,6 +41,21 @@ class ConvHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.final(x)
+
+
+def deconv_block(in_channels: int, out_channels: int, kernel: int) -> list[nn.Module]:
+    """×2 upsampling as SimpleBaseline/HigherHRNet: a stride-2 transposed convolution (kernel 4, 3 or 2), BN, ReLU."""
+    padding, output_padding = {4: (1, 0), 3: (1, 1), 2: (0, 0)}[kernel]
+    deconv = nn.ConvTranspose2d(
+        in_channels,
+        out_channels,
+        kernel,
+        stride=2,
+        padding=padding,
+        output_padding=output_padding,
+        bias=False,
+    )
+    return [deconv, nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
 
 
 def init_head(head: nn.Module) -> None:
@@ -100,20 +102,9 @@ class HigherHRNetHead(nn.Module):
         super().__init__()
         from timm.models.resnet import BasicBlock
 
-        padding, output_padding = {4: (1, 0), 3: (1, 1), 2: (0, 0)}[deconv_kernel]
         self.final_quarter = nn.Conv2d(in_channels, 2 * num_keypoints, kernel_size=1)
         self.deconv = nn.Sequential(
-            nn.ConvTranspose2d(
-                in_channels + 2 * num_keypoints,
-                deconv_channels,
-                deconv_kernel,
-                stride=2,
-                padding=padding,
-                output_padding=output_padding,
-                bias=False,
-            ),
-            nn.BatchNorm2d(deconv_channels),
-            nn.ReLU(inplace=True),
+            *deconv_block(in_channels + 2 * num_keypoints, deconv_channels, deconv_kernel),
             *[BasicBlock(deconv_channels, deconv_channels) for _ in range(num_basic_blocks)],
         )
         self.final_half = nn.Conv2d(deconv_channels, num_keypoints, kernel_size=1)
