@@ -9,6 +9,7 @@ that remove crowd regions and unannotated people from the heatmap loss.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -112,6 +113,20 @@ def inference_warps(
         w, h = (max(size_divisor, round(float(b) * s / size_divisor) * size_divisor) for b in base)
         warps.append((udp_warp_matrix(center, region, 0.0, (w, h)), (w, h)))
     return warps
+
+
+def inference_inputs(
+    image_bgr: np.ndarray, codec: AssociativeEmbeddingCodec
+) -> tuple[list[torch.Tensor], np.ndarray]:
+    """A BGR image warped for inference at each of ``codec.scales`` (:func:`inference_warps`, short side
+    ``min(codec.input_size)`` at scale 1): (3, h_s, w_s) uint8 RGB tensors and the (S, 2, 3) image → input
+    matrices."""
+    height, width = image_bgr.shape[:2]
+    images, matrices = [], []
+    for matrix, size in inference_warps((width, height), min(codec.input_size), codec.scales):
+        images.append(torch.from_numpy(np.stack(cv2.split(warp_to_rgb(image_bgr, matrix, size)))))
+        matrices.append(matrix)
+    return images, np.stack(matrices)
 
 
 def heatmap_to_image_matrix(
@@ -227,6 +242,26 @@ def load_images(
     return coco, records, {k: int(v) for k, v in sorted(counts.items()) if v}
 
 
+def read_image(
+    files: Sequence[str], index: int, skip_unreadable: bool, counter: Any
+) -> tuple[np.ndarray, int]:
+    """The BGR image ``files[index]``, or with ``skip_unreadable`` the next readable one (each skipped
+    file adds 1 to the shared ``counter``); returns the image and the index it came from."""
+    for attempt in range(len(files)):
+        i = (index + attempt) % len(files)
+        image = cv2.imread(str(files[i]), cv2.IMREAD_COLOR)
+        if image is not None:
+            return image, i
+        if not skip_unreadable:
+            raise OSError(
+                f"cannot read image {files[i]} (missing, truncated or not an image). Set "
+                "loader.skip_unreadable_images=true to skip (and count) unreadable images."
+            )
+        with counter.get_lock():
+            counter.value += 1
+    raise OSError(f"none of the {len(files)} images can be read (first: {files[0]})")
+
+
 class BottomUpDataset(Dataset):
     """Whole images of a COCO-format keypoint dataset with bottom-up training targets.
 
@@ -236,6 +271,9 @@ class BottomUpDataset(Dataset):
         layout: keypoint layout name (``aidpose.data.keypoints``).
         augmentation: whole-image augmentation (None: the image centred, short side filling the input).
         dropper: AID dropper applied to the whole warped image (None: none).
+        train: False ignores ``augmentation`` and ``dropper`` (targets of the centred image).
+        skip_unreadable_images: skip (and count in ``num_unreadable_skipped``) images that cannot be read,
+            taking the next readable one; False: an unreadable image is an error.
 
     Items: ``image`` (3, H, W) uint8 RGB; ``heatmaps_i`` and ``masks_i`` per resolution i; ``keypoint_indices``
     (max_people, K, 2); ``visible_count``/``dropped_count`` (K,) per-joint counts of visible keypoints
@@ -251,13 +289,19 @@ class BottomUpDataset(Dataset):
         layout: str = "coco",
         augmentation: BottomUpAugmentation | None = None,
         dropper: KeypointDropper | None = None,
+        train: bool = True,
+        skip_unreadable_images: bool = False,
     ) -> None:
         if dropper is not None and not callable(getattr(dropper, "drop", None)):
             raise TypeError(f"dropper {type(dropper).__name__} has no drop(image, keypoints, rng) method")
         self.layout = get_layout(layout)
+        self.ann_file = str(ann_file)
+        self.image_dir = str(image_dir)
         self.codec = codec
-        self.augmentation = augmentation
-        self.dropper = dropper
+        self.augmentation = augmentation if train else None
+        self.dropper = dropper if train else None
+        self.skip_unreadable_images = skip_unreadable_images
+        self._unreadable = multiprocessing.Value("q", 0)
         self.coco, self.records, self.summary = load_images(
             ann_file, image_dir, self.layout.num_keypoints, layout
         )
@@ -268,6 +312,10 @@ class BottomUpDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.records.image_id)
+
+    @property
+    def num_unreadable_skipped(self) -> int:
+        return int(self._unreadable.value)
 
     def rng(self) -> np.random.Generator:
         """This process's generator, re-seeded from ``torch.initial_seed()`` (as ``TopDownDataset``)."""
@@ -281,10 +329,7 @@ class BottomUpDataset(Dataset):
         if self._malloc_pid != os.getpid():
             tune_malloc()
             self._malloc_pid = os.getpid()
-        path = self.records.file[index]
-        image = cv2.imread(path, cv2.IMREAD_COLOR)
-        if image is None:
-            raise OSError(f"cannot read image {path} (missing, truncated or not an image)")
+        image, index = read_image(self.records.file, index, self.skip_unreadable_images, self._unreadable)
         height, width = image.shape[:2]
         input_size = self.codec.input_size
         rng = self.rng()
@@ -330,3 +375,72 @@ class BottomUpDataset(Dataset):
             item[f"heatmaps_{i}"] = heatmaps
             item[f"masks_{i}"] = mask
         return item
+
+
+class BottomUpImages(Dataset):
+    """Every image of a COCO-format file, warped for whole-image inference at each of the codec's test
+    scales (:func:`inference_warps`: short side → the codec's input size at scale 1, sides padded to
+    multiples of 32). Images without annotations are included (their detections count in the metrics).
+
+    Items: ``index``, ``image_id``, ``images`` (one (3, h_s, w_s) uint8 RGB per scale) and ``matrices``
+    (one 2×3 image → input matrix per scale). Images differ in size: :meth:`collate` batches items as a list.
+
+    Args:
+        ann_file, image_dir: COCO-format annotation file and its image folder.
+        codec: the bottom-up codec (``input_size``: the short side at scale 1; ``scales``).
+        layout: keypoint layout name.
+        train: must be False (validation/test data).
+        skip_unreadable_images: as :class:`BottomUpDataset`.
+    """
+
+    def __init__(
+        self,
+        ann_file: str | os.PathLike,
+        image_dir: str | os.PathLike,
+        *,
+        codec: AssociativeEmbeddingCodec,
+        layout: str = "coco",
+        train: bool = False,
+        skip_unreadable_images: bool = False,
+    ) -> None:
+        if train:
+            raise ValueError("BottomUpImages yields whole images for inference: use BottomUpDataset to train")
+        self.layout = get_layout(layout)
+        self.ann_file = str(ann_file)
+        self.image_dir = str(image_dir)
+        self.codec = codec
+        self.skip_unreadable_images = skip_unreadable_images
+        self._unreadable = multiprocessing.Value("q", 0)
+        self.coco = load_coco(ann_file, layout)
+        self.image_ids = np.array(sorted(self.coco.imgs), dtype=np.int64)
+        self.files = [os.path.join(image_dir, self.coco.imgs[int(i)]["file_name"]) for i in self.image_ids]
+        people = sum(
+            1
+            for ann in self.coco.anns.values()
+            if not ann.get("iscrowd", 0) and (np.asarray(ann.get("keypoints", ()))[2::3] > 0).any()
+        )
+        self.summary = {"images": len(self.image_ids), "instances": people}
+        if not len(self.image_ids):
+            raise ValueError(f"no images in {ann_file}. {how_to_get_data(ann_file, layout)}")
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    @property
+    def num_unreadable_skipped(self) -> int:
+        return int(self._unreadable.value)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        image, index = read_image(self.files, index, self.skip_unreadable_images, self._unreadable)
+        images, matrices = inference_inputs(image, self.codec)
+        return {
+            "index": index,
+            "image_id": int(self.image_ids[index]),
+            "images": images,
+            "matrices": matrices,
+        }
+
+    @staticmethod
+    def collate(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Items of different image sizes stay a list (one forward pass per image and scale)."""
+        return items
