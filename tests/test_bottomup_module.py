@@ -139,7 +139,7 @@ def test_whole_image_val_dataset(tmp_path: Path) -> None:
                 "bbox": [20, 20, 20, 20],
                 "area": 400,
             },
-        ],  # fmt: skip
+        ],
         "categories": [{"id": 1, "name": "person"}],
     }
     (tmp_path / "ann.json").write_text(json.dumps(data))
