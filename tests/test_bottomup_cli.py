@@ -24,6 +24,7 @@ def test_bottomup_run_then_evaluate_and_predict(tmp_path):
         summary["choices"]["paradigm"] == "bottomup" and summary["choices"]["paradigm/head"] == "higherhrnet"
     )
     assert summary["choices"]["experiment"] == "synthpose_cpu_bottomup" and summary["epochs"] == 1
+    assert "debug_paradigm" not in summary["choices"]  # derived, not chosen
     assert summary["aid_dropped_kpt_frac"] == 0.0  # dropper=none: counted, nothing dropped
     ckpt_path = run_dir / "last.ckpt"
     stored = torch.load(ckpt_path, map_location="cpu", weights_only=True)["aidpose_config"]
@@ -39,6 +40,8 @@ def test_bottomup_run_then_evaluate_and_predict(tmp_path):
     assert evaluated["codec"]["scales"] == [0.5, 1.0, 2.0] and evaluated["codec"]["flip_test"] is True
     assert evaluated["data"]["images"] == 6 and "AP" in evaluated["metrics"]
     assert json.loads((eval_dir / "results.json").read_text()) == []  # one epoch of 2 batches finds no one
+    proc = run_cli("aidpose.evaluate", f"ckpt_path={ckpt_path}", "test.occlusion=cutout", cwd=tmp_path)
+    assert proc.returncode != 0 and "evaluate it without test.occlusion" in proc.stderr
 
     images = sorted((tmp_path / "data" / "synthpose").glob("synthpose-crowd-*/images/val*/*"))[:2]
     out = tmp_path / "pred"
