@@ -3,6 +3,7 @@ with a known answer, validation rows, config wiring (heads, schedules, CPU defau
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 from pathlib import Path
 
@@ -156,7 +157,7 @@ def test_whole_image_val_dataset(tmp_path: Path) -> None:
 def test_paradigm_configs_compose(tmp_path: Path) -> None:
     cfg = compose_config(["paradigm=bottomup"], tmp_path)
     assert cfg.paradigm.name == "bottomup" and cfg.dataset.source.preset == "crowd"
-    assert cfg.paradigm.codec.output_strides == [4, 2] and cfg.paradigm.loss.push_weight == 0.001
+    assert cfg.paradigm.codec.output_strides == [4, 2] and cfg.paradigm.loss.push_weight == 0.02
     assert (cfg.schedule.name, cfg.schedule.epochs, list(cfg.schedule.milestones)) == (
         "bottomup_s1",
         300,
@@ -168,6 +169,10 @@ def test_paradigm_configs_compose(tmp_path: Path) -> None:
     )
     paper = compose_config(["experiment=coco_higherhrnet_w48_640", "schedule=bottomup_s2"], tmp_path)
     assert (paper.paradigm.input_size, paper.backbone.name) == ([640, 640], "hrnet_w48")
+    assert (paper.paradigm.loss.push_weight, paper.paradigm.loss.pull_weight) == (
+        0.001,
+        0.001,
+    )  # HigherHRNet's
     assert (paper.schedule.epochs, list(paper.schedule.milestones), paper.schedule.lr) == (
         600,
         [560, 590],
@@ -184,6 +189,11 @@ def test_build_bottomup_module_from_config_and_size_check(tmp_path: Path) -> Non
     cfg = compose_config(["paradigm=bottomup", "debug=fast", "test.scales=[0.5,1,2]"], tmp_path)
     codec = build_codec(cfg)
     assert codec.scales == [0.5, 1.0, 2.0] and codec.heatmap_sizes == [(16, 24), (32, 48)]
+    assert (
+        dataclasses.replace(codec, top_k=20).heatmap_sizes == codec.heatmap_sizes
+    )  # sizes agree with strides
+    with pytest.raises(ValueError, match="disagree with output_strides"):
+        dataclasses.replace(codec, heatmap_sizes=[(8, 12), (32, 48)])
     module = build_module(cfg, codec)
     assert isinstance(module, BottomUpPoseModule)
     cfg.paradigm.codec.output_strides, cfg.paradigm.codec.with_heatmaps, cfg.paradigm.codec.with_tags = (

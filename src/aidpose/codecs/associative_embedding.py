@@ -241,8 +241,8 @@ class AssociativeEmbeddingCodec:
             self.output_strides = [int(v) for v in self.output_strides]
         if self.joint_order is not None:
             self.joint_order = [int(v) for v in self.joint_order]
-        if (self.heatmap_sizes is None) == (self.output_strides is None):
-            raise ValueError("give the codec either heatmap_sizes or output_strides (not both, not neither)")
+        if self.heatmap_sizes is None and self.output_strides is None:
+            raise ValueError("give the codec heatmap_sizes or output_strides")
         if self.output_strides is not None:
             w, h = self.input_size
             if any(w % s or h % s for s in self.output_strides):
@@ -250,7 +250,12 @@ class AssociativeEmbeddingCodec:
                     f"paradigm.input_size={list(self.input_size)} is not a multiple of every output stride "
                     f"{list(self.output_strides)}: use an input size divisible by 32"
                 )
-            self.heatmap_sizes = [(w // int(s), h // int(s)) for s in self.output_strides]
+            sizes = [(w // s, h // s) for s in self.output_strides]
+            if self.heatmap_sizes is not None and [tuple(v) for v in self.heatmap_sizes] != sizes:
+                raise ValueError(
+                    f"heatmap_sizes {self.heatmap_sizes} disagree with output_strides {self.output_strides}"
+                )
+            self.heatmap_sizes = sizes
         self.heatmap_sizes = [(int(w), int(h)) for w, h in self.heatmap_sizes]
         n = len(self.heatmap_sizes)
         if n == 0 or min(min(s) for s in self.heatmap_sizes) < 2:
