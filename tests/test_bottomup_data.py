@@ -125,6 +125,27 @@ def test_ignore_region_covers_crowd_rle_and_unlabelled_people_only(tmp_path: Pat
     assert ignore_region(anns[:8], 160, 200) is None  # labelled people never add to the mask
 
 
+def test_inside_image_mask_equals_the_warped_border() -> None:
+    """Without an ignore region the mask is computed without warping; over HigherHRNet's random warps it equals
+    the bilinear warp of an all-ones image thresholded at 0.5 (the old definition) but for the warp's
+    fixed-point rounding on at most one pixel of a map."""
+    rng = np.random.default_rng(0)
+    augmentation = BottomUpAugmentation()
+    differing = []
+    for _ in range(60):
+        width, height = (int(v) for v in rng.integers(150, 700, 2))
+        p = augmentation.sample(rng, (width, height), (512, 512))
+        matrix = udp_warp_matrix(p.center, p.scale, p.rotation, (512, 512), p.flip)
+        analytic = loss_masks(None, (width, height), matrix, (512, 512), [(128, 128), (256, 256)])
+        for size, mask in zip([(128, 128), (256, 256)], analytic, strict=True):
+            to_map = (matrix / udp_stride((512, 512), size)[:, None]).astype(np.float32)
+            ones = np.full((height, width), 255, np.uint8)
+            warped = cv2.warpAffine(ones, to_map, size, flags=cv2.INTER_LINEAR, borderValue=0) > 127
+            assert mask.dtype == np.uint8 and mask.shape == size[::-1]
+            differing.append(int((mask.astype(bool) != warped).sum()))
+    assert max(differing) <= 1 and sum(differing) <= 3
+
+
 def test_loss_masks_warp_the_ignore_region_and_drop_the_border() -> None:
     ignore = np.zeros((100, 100), np.uint8)
     ignore[:, :50] = 1
@@ -133,7 +154,7 @@ def test_loss_masks_warp_the_ignore_region_and_drop_the_border() -> None:
     masks = loss_masks(ignore, (100, 100), matrix, (200, 200), [(50, 50)])
     # image x ∈ [0, 99] → input [50, 149] → heatmap [12.3, 36.7] (stride 199/49)
     mask = masks[0]
-    assert mask.shape == (50, 50) and mask.dtype == np.float32
+    assert mask.shape == (50, 50) and mask.dtype == np.uint8
     assert mask[:, :10].sum() == 0 and mask[:10].sum() == 0  # border outside the image
     assert mask[25, 14:24].sum() == 0  # left half of the image ignored
     assert mask[25, 27:36].all()  # right half trained

@@ -8,6 +8,7 @@ from hydra.utils import instantiate
 
 from aidpose.builders import build_codec, build_dropper, build_module, build_schedule, plain_config
 from aidpose.codecs import UDPHeatmapCodec
+from aidpose.codecs.associative_embedding import AssociativeEmbeddingCodec
 from aidpose.training.schedule import Schedule
 from tests.helpers import CONF_DIR, compose_config
 
@@ -35,16 +36,20 @@ def test_every_axis_has_a_group():
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes_and_resolves(group, option, tmp_path):
-    cfg = compose_config([f"{group}={option}"], tmp_path)
+    bottomup = option in ("bottomup", "synthpose_cpu_bottomup") or "higherhrnet" in option
+    # the bottom-up CPU default is picked through paradigm=bottomup (experiment=synthpose_cpu_${paradigm})
+    extra = ["paradigm=bottomup"] if option == "synthpose_cpu_bottomup" else []
+    cfg = compose_config([f"{group}={option}", *extra], tmp_path)
     resolved = plain_config(cfg)
-    assert resolved["paradigm"]["name"] == "topdown"
+    assert resolved["paradigm"]["name"] == ("bottomup" if bottomup else "topdown")
     schedule = build_schedule(cfg)
     assert isinstance(schedule, Schedule) and schedule.scaled_epochs >= 1
     instantiate(cfg.paradigm.augmentation)
     instantiate(cfg.dataset.source)
     instantiate(cfg.optimizer)
     codec = build_codec(cfg)
-    assert isinstance(codec, UDPHeatmapCodec) and codec.input_size == tuple(cfg.paradigm.input_size)
+    expected = AssociativeEmbeddingCodec if bottomup else UDPHeatmapCodec
+    assert isinstance(codec, expected) and codec.input_size == tuple(cfg.paradigm.input_size)
     if group == "dropper":
         dropper = build_dropper(cfg)
         assert (dropper is None) == (option == "none")

@@ -22,15 +22,24 @@ def build_dropper(cfg: DictConfig) -> Any | None:
 
 
 def build_codec(cfg: DictConfig) -> Any:
-    """The paradigm's codec (``paradigm.codec``); ``test.blur_kernel``, when set, replaces its DARK kernel."""
+    """The paradigm's codec (``paradigm.codec``); ``test.blur_kernel``, when set, replaces its DARK kernel,
+    and every ``test.KEY`` named in ``paradigm.codec_test_options`` (``{test key: codec argument}``) that is
+    set replaces that codec argument (e.g. bottom-up ``test.scales``, ``test.flip``)."""
     kernel = cfg.test.get("blur_kernel")
-    return instantiate(cfg.paradigm.codec, **({} if kernel is None else {"blur_kernel": kernel}))
+    overrides: dict[str, Any] = {} if kernel is None else {"blur_kernel": kernel}
+    for key, argument in (cfg.paradigm.get("codec_test_options") or {}).items():
+        value = cfg.test.get(key)
+        if value is not None:
+            overrides[argument] = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    return instantiate(cfg.paradigm.codec, **overrides)
 
 
 def build_datamodule(cfg: DictConfig, codec: Any, dropper: Any | None = None) -> PoseDataModule:
-    """Train/val datasets of ``cfg.dataset`` through the paradigm's dataset class (``paradigm.dataset``)."""
+    """Train/val datasets of ``cfg.dataset`` through the paradigm's dataset class (``paradigm.dataset``;
+    validation through ``paradigm.val_dataset`` when the paradigm names one, e.g. bottom-up whole images)."""
     p, loader = cfg.paradigm, cfg.loader
     make = instantiate(p.dataset)
+    make_val = instantiate(p.val_dataset) if p.get("val_dataset") is not None else make
     common = {
         "layout": cfg.dataset.layout,
         "codec": codec,
@@ -38,7 +47,7 @@ def build_datamodule(cfg: DictConfig, codec: Any, dropper: Any | None = None) ->
     }
     augmentation = instantiate(p.augmentation) if p.get("augmentation") is not None else None
     train = partial(make, train=True, augmentation=augmentation, dropper=dropper, **common)
-    val = partial(make, train=False, **{key: cfg.test[key] for key in p.val_test_options}, **common)
+    val = partial(make_val, train=False, **{key: cfg.test[key] for key in p.val_test_options}, **common)
     return PoseDataModule(
         source=instantiate(cfg.dataset.source),
         train_dataset=train,
@@ -60,7 +69,8 @@ def build_module(cfg: DictConfig, codec: Any) -> pl.LightningModule:
     """
     p = cfg.paradigm
     layout = get_layout(cfg.dataset.layout)
-    net = PoseNet(instantiate(cfg.backbone), instantiate(cfg.head), num_keypoints=layout.num_keypoints)
+    head = p.head if p.get("head") is not None else cfg.head  # a paradigm may name its own head (bottom-up)
+    net = PoseNet(instantiate(cfg.backbone), instantiate(head), num_keypoints=layout.num_keypoints)
     codec.check_output_size(net.output_size(codec.input_size), f"backbone={cfg.backbone.name} with its head")
     module = instantiate(p.module)(
         net=net,

@@ -44,6 +44,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     module = load_module_from_checkpoint(run, ckpt, ckpt_path)
     datamodule = build_datamodule(run, module.codec)
     occlusion_param, droppers = occlusion_droppers(run.test)
+    if droppers and run.paradigm.get("val_dataset") is not None:
+        raise ValueError(
+            f"test.occlusion={run.test.occlusion} occludes top-down person crops; {ckpt_path} is a "
+            f"{run.paradigm.name} checkpoint (whole images): evaluate it without test.occlusion"
+        )
     run_dir = Path(run.paths.output_dir)
     meter = OcclusionMeter()
     trainer: pl.Trainer = hydra.utils.instantiate(

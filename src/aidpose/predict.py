@@ -142,6 +142,19 @@ def predict_image(
     )
 
 
+def predict_people(module: Any, image: np.ndarray, image_id: int) -> list[dict[str, Any]]:
+    """COCO keypoint results of every person a bottom-up module finds in one BGR image (no boxes)."""
+    from aidpose.data.bottomup import inference_inputs
+    from aidpose.evaluation.results import bottomup_results
+
+    images, matrices = inference_inputs(image, module.codec)
+    found = module.predict_image(images, matrices)
+    people = len(found.scores)
+    return bottomup_results(
+        {"image_id": np.full(people, image_id), "keypoints": found.keypoints, "score": found.scores}
+    )
+
+
 def predict(cfg: DictConfig) -> dict[str, Any]:
     import cv2
 
@@ -158,8 +171,14 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     files = list_images(cfg.input)
     ids = image_ids(files)
     counts: Counter = Counter(images=len(files))
+    whole_image = hasattr(module, "predict_image")  # bottom-up: finds every person itself
+    if whole_image and cfg.boxes is not None:
+        raise ValueError(
+            f"boxes={cfg.boxes}: {ckpt_path} is a {run.paradigm.name} checkpoint, which finds every person "
+            "without boxes; drop boxes= (it is for top-down checkpoints)"
+        )
     table = None if cfg.boxes is None else read_boxes(cfg.boxes, files, counts)
-    if table is None:
+    if table is None and not whole_image:
         print("[aidpose] no boxes file (boxes=null): each image is one person box, the whole image")
     out = Path(cfg.output)
     vis = out / "vis"
@@ -172,22 +191,27 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
             counts["skipped_unreadable_image"] += 1
             continue
         height, width = image.shape[:2]
-        if table is None:
-            boxes, scores = whole_image_box(width, height), np.ones(1, dtype=np.float32)
+        if whole_image:
+            image_results = predict_people(module, image, image_id)
         else:
-            boxes, scores = table.get(file.name, (np.zeros((0, 4)), np.zeros(0, dtype=np.float32)))
-        boxes, scores, skipped = filter_boxes(
-            boxes, scores, (width, height), test.det_score_thr, test.min_box_area
-        )
-        counts.update(skipped)
-        counts["images_without_boxes"] += int(len(boxes) == 0)
-        image_results = predict_image(
-            module, image, image_id, boxes, scores, test, run.paradigm.padding, cfg.batch_size
-        )
+            if table is None:
+                boxes, scores = whole_image_box(width, height), np.ones(1, dtype=np.float32)
+            else:
+                boxes, scores = table.get(file.name, (np.zeros((0, 4)), np.zeros(0, dtype=np.float32)))
+            boxes, scores, skipped = filter_boxes(
+                boxes, scores, (width, height), test.det_score_thr, test.min_box_area
+            )
+            counts.update(skipped)
+            counts["images_without_boxes"] += int(len(boxes) == 0)
+            image_results = predict_image(
+                module, image, image_id, boxes, scores, test, run.paradigm.padding, cfg.batch_size
+            )
         counts["persons"] += len(image_results)
         results += [{**r, "file_name": file.name} for r in image_results]
         if cfg.draw:
-            poses = np.array([r["keypoints"] for r in image_results]).reshape(len(image_results), -1, 3)
+            poses = np.array([r["keypoints"] for r in image_results]).reshape(
+                len(image_results), module.layout.num_keypoints, 3
+            )
             cv2.imwrite(
                 str(vis / f"{file.stem}.png"), draw_poses(image, poses, module.layout, cfg.draw_kpt_thr)
             )

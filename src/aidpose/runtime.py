@@ -40,13 +40,14 @@ CONFIG_PATH = config_path()
 
 
 def run_choices() -> dict[str, Any]:
-    """The option each config group used (``hydra.runtime.choices``), without Hydra's own groups."""
+    """The option each config group used (``hydra.runtime.choices``), without Hydra's own groups and without
+    ``debug_paradigm`` (derived from ``debug`` and ``paradigm`` in ``conf/train.yaml``, never chosen)."""
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
         return {}
     choices = OmegaConf.to_container(HydraConfig.get().runtime.choices)
-    return {k: v for k, v in choices.items() if not k.startswith("hydra")}
+    return {k: v for k, v in choices.items() if not k.startswith("hydra") and k != "debug_paradigm"}
 
 
 def command_line_keys() -> set[str]:

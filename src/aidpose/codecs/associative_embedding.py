@@ -200,6 +200,8 @@ class AssociativeEmbeddingCodec:
         input_size: network input (width, height) in training.
         heatmap_sizes: (width, height) of every output resolution, lowest first
             (HigherHRNet at 512: ``[[128, 128], [256, 256]]``; ``simple``: ``[[128, 128]]``).
+        output_strides: instead of ``heatmap_sizes``: input px per heatmap px of every output, lowest
+            resolution first (HigherHRNet ``[4, 2]``, ``simple`` ``[4]``); sizes = input size / stride.
         sigma: Gaussian sigma in heatmap pixels (the same at every resolution, as HigherHRNet).
         with_heatmaps, with_tags: which outputs predict heatmaps / tags (default: all heatmaps, tags at the
             lowest resolution only). Tag-loss indices are encoded at the first output with tags.
@@ -214,7 +216,7 @@ class AssociativeEmbeddingCodec:
     """
 
     input_size: tuple[int, int]
-    heatmap_sizes: list[tuple[int, int]]
+    heatmap_sizes: list[tuple[int, int]] | None = None
     sigma: float = 2.0
     with_heatmaps: list[bool] | None = None
     with_tags: list[bool] | None = None
@@ -230,9 +232,30 @@ class AssociativeEmbeddingCodec:
     flip_test: bool = True
     scales: list[float] = field(default_factory=lambda: [1.0])
     tags_all_scales: bool = True
+    output_strides: list[int] | None = None
 
     def __post_init__(self) -> None:
         self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
+        self.scales = [float(v) for v in self.scales]  # plain lists (config lists arrive as ListConfig)
+        if self.output_strides is not None:
+            self.output_strides = [int(v) for v in self.output_strides]
+        if self.joint_order is not None:
+            self.joint_order = [int(v) for v in self.joint_order]
+        if self.heatmap_sizes is None and self.output_strides is None:
+            raise ValueError("give the codec heatmap_sizes or output_strides")
+        if self.output_strides is not None:
+            w, h = self.input_size
+            if any(w % s or h % s for s in self.output_strides):
+                raise ValueError(
+                    f"paradigm.input_size={list(self.input_size)} is not a multiple of every output stride "
+                    f"{list(self.output_strides)}: use an input size divisible by 32"
+                )
+            sizes = [(w // s, h // s) for s in self.output_strides]
+            if self.heatmap_sizes is not None and [tuple(v) for v in self.heatmap_sizes] != sizes:
+                raise ValueError(
+                    f"heatmap_sizes {self.heatmap_sizes} disagree with output_strides {self.output_strides}"
+                )
+            self.heatmap_sizes = sizes
         self.heatmap_sizes = [(int(w), int(h)) for w, h in self.heatmap_sizes]
         n = len(self.heatmap_sizes)
         if n == 0 or min(min(s) for s in self.heatmap_sizes) < 2:
@@ -252,6 +275,17 @@ class AssociativeEmbeddingCodec:
             raise ValueError(f"scales must be positive test scales such as [0.5, 1, 2], got {self.scales}")
         if self.dark_kernel and self.dark_kernel % 2 != 1:
             raise ValueError(f"dark_kernel must be odd (or 0 for no refinement), got {self.dark_kernel}")
+
+    def check_output_size(self, output_sizes: Sequence[Sequence[int]], network: str) -> None:
+        """Raise a clear error when the network's outputs ``[(width, height), ...]`` are not ``heatmap_sizes``."""
+        measured = [(int(w), int(h)) for w, h in output_sizes]
+        if measured != self.heatmap_sizes:
+            raise ValueError(
+                f"paradigm.codec heatmap sizes {[list(s) for s in self.heatmap_sizes]} do not fit the network: "
+                f"{network} maps paradigm.input_size={list(self.input_size)} to outputs of "
+                f"{[list(s) for s in measured]} (width, height). Pick the head that matches "
+                "(paradigm/head=higherhrnet|simple), or set paradigm.codec.output_strides to the outputs' strides."
+            )
 
     @property
     def tag_resolution(self) -> int:

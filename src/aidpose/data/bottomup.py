@@ -9,6 +9,7 @@ that remove crowd regions and unannotated people from the heatmap loss.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -114,6 +115,20 @@ def inference_warps(
     return warps
 
 
+def inference_inputs(
+    image_bgr: np.ndarray, codec: AssociativeEmbeddingCodec
+) -> tuple[list[torch.Tensor], np.ndarray]:
+    """A BGR image warped for inference at each of ``codec.scales`` (:func:`inference_warps`, short side
+    ``min(codec.input_size)`` at scale 1): (3, h_s, w_s) uint8 RGB tensors and the (S, 2, 3) image → input
+    matrices."""
+    height, width = image_bgr.shape[:2]
+    images, matrices = [], []
+    for matrix, size in inference_warps((width, height), min(codec.input_size), codec.scales):
+        images.append(torch.from_numpy(np.stack(cv2.split(warp_to_rgb(image_bgr, matrix, size)))))
+        matrices.append(matrix)
+    return images, np.stack(matrices)
+
+
 def heatmap_to_image_matrix(
     image_to_input: np.ndarray, input_size: Sequence[int], heatmap_size: Sequence[int]
 ) -> np.ndarray:
@@ -148,6 +163,34 @@ def ignore_region(annotations: Sequence[dict[str, Any]], height: int, width: int
     return region
 
 
+def inside_image_mask(
+    image_size: Sequence[int], image_to_map: np.ndarray, map_size: Sequence[int]
+) -> np.ndarray:
+    """uint8 (h, w) map of the grid pixels whose centre falls inside the image (its half-pixel border
+    included): 1 inside, 0 on the black border of the warp. Exact for an affine map and computed per row
+    (the interval of x where the four image-border inequalities hold), with no warp of an image-sized array.
+    """
+    iw, ih = (float(v) for v in image_size)
+    w, h = (int(v) for v in map_size)
+    inv = invert_affine(np.asarray(image_to_map, dtype=np.float64))  # map px → image px
+    ys = np.arange(h, dtype=np.float64)
+    lo = np.full(h, -np.inf)
+    hi = np.full(h, np.inf)
+    # image coordinate c = a·x + (b·y + t) must lie in [-0.5, size - 0.5], for c = x (row 0) and y (row 1)
+    for row, size in ((0, iw), (1, ih)):
+        a = inv[row, 0]
+        offset = inv[row, 1] * ys + inv[row, 2]
+        if abs(a) < 1e-12:  # the row's image coordinate does not change along x
+            outside = (offset < -0.5) | (offset > size - 0.5)
+            lo[outside], hi[outside] = np.inf, -np.inf
+            continue
+        first, second = (-0.5 - offset) / a, (size - 0.5 - offset) / a
+        lo = np.maximum(lo, np.minimum(first, second))
+        hi = np.minimum(hi, np.maximum(first, second))
+    xs = np.arange(w, dtype=np.float64)
+    return ((xs[None, :] >= lo[:, None]) & (xs[None, :] <= hi[:, None])).view(np.uint8)
+
+
 def loss_masks(
     ignore: np.ndarray | None,
     image_size: Sequence[int],
@@ -155,22 +198,33 @@ def loss_masks(
     input_size: Sequence[int],
     heatmap_sizes: Sequence[Sequence[int]],
 ) -> list[np.ndarray]:
-    """Heatmap-loss masks (h, w) float32 per resolution: 1 = trained, 0 = ignored.
+    """Heatmap-loss masks (h, w) uint8 per resolution: 1 = trained, 0 = ignored.
 
-    The ignore region is warped onto each heatmap grid (bilinear, > 0.5 is ignored); as in HigherHRNet,
-    pixels that fall outside the image (the black border of the warp) are ignored as well.
+    As in HigherHRNet, pixels that fall outside the image (the black border of the warp) are ignored. With
+    an ignore region, the image minus that region is warped onto each heatmap grid (bilinear, > 0.5 is kept,
+    the border is 0); without one (most images), the mask is the inside-image region, computed per row
+    without warping (:func:`inside_image_mask`; it differs from the warp's rounding on at most a pixel).
+    uint8: the loss multiplies by the mask as float, and a quarter of the bytes to copy and batch.
     """
-    keep = np.full((int(image_size[1]), int(image_size[0])), 255, dtype=np.uint8)
-    if ignore is not None:
-        keep[ignore > 0] = 0
     masks = []
+    keep = None
+    if ignore is not None:
+        keep = np.full((int(image_size[1]), int(image_size[0])), 255, dtype=np.uint8)
+        keep[ignore > 0] = 0
     for size in heatmap_sizes:
         stride = udp_stride(input_size, size)
-        to_heatmap = (np.asarray(image_to_input, dtype=np.float64) / stride[:, None]).astype(np.float32)
+        to_heatmap = np.asarray(image_to_input, dtype=np.float64) / stride[:, None]
+        if keep is None:
+            masks.append(inside_image_mask(image_size, to_heatmap, size))
+            continue
         warped = cv2.warpAffine(
-            keep, to_heatmap, tuple(int(v) for v in size), flags=cv2.INTER_LINEAR, borderValue=0
+            keep,
+            to_heatmap.astype(np.float32),
+            tuple(int(v) for v in size),
+            flags=cv2.INTER_LINEAR,
+            borderValue=0,
         )
-        masks.append((warped > 127).astype(np.float32))
+        masks.append((warped > 127).view(np.uint8))
     return masks
 
 
@@ -227,6 +281,26 @@ def load_images(
     return coco, records, {k: int(v) for k, v in sorted(counts.items()) if v}
 
 
+def read_image(
+    files: Sequence[str], index: int, skip_unreadable: bool, counter: Any
+) -> tuple[np.ndarray, int]:
+    """The BGR image ``files[index]``, or with ``skip_unreadable`` the next readable one (each skipped
+    file adds 1 to the shared ``counter``); returns the image and the index it came from."""
+    for attempt in range(len(files)):
+        i = (index + attempt) % len(files)
+        image = cv2.imread(str(files[i]), cv2.IMREAD_COLOR)
+        if image is not None:
+            return image, i
+        if not skip_unreadable:
+            raise OSError(
+                f"cannot read image {files[i]} (missing, truncated or not an image). Set "
+                "loader.skip_unreadable_images=true to skip (and count) unreadable images."
+            )
+        with counter.get_lock():
+            counter.value += 1
+    raise OSError(f"none of the {len(files)} images can be read (first: {files[0]})")
+
+
 class BottomUpDataset(Dataset):
     """Whole images of a COCO-format keypoint dataset with bottom-up training targets.
 
@@ -236,6 +310,9 @@ class BottomUpDataset(Dataset):
         layout: keypoint layout name (``aidpose.data.keypoints``).
         augmentation: whole-image augmentation (None: the image centred, short side filling the input).
         dropper: AID dropper applied to the whole warped image (None: none).
+        train: False ignores ``augmentation`` and ``dropper`` (targets of the centred image).
+        skip_unreadable_images: skip (and count in ``num_unreadable_skipped``) images that cannot be read,
+            taking the next readable one; False: an unreadable image is an error.
 
     Items: ``image`` (3, H, W) uint8 RGB; ``heatmaps_i`` and ``masks_i`` per resolution i; ``keypoint_indices``
     (max_people, K, 2); ``visible_count``/``dropped_count`` (K,) per-joint counts of visible keypoints
@@ -251,13 +328,19 @@ class BottomUpDataset(Dataset):
         layout: str = "coco",
         augmentation: BottomUpAugmentation | None = None,
         dropper: KeypointDropper | None = None,
+        train: bool = True,
+        skip_unreadable_images: bool = False,
     ) -> None:
         if dropper is not None and not callable(getattr(dropper, "drop", None)):
             raise TypeError(f"dropper {type(dropper).__name__} has no drop(image, keypoints, rng) method")
         self.layout = get_layout(layout)
+        self.ann_file = str(ann_file)
+        self.image_dir = str(image_dir)
         self.codec = codec
-        self.augmentation = augmentation
-        self.dropper = dropper
+        self.augmentation = augmentation if train else None
+        self.dropper = dropper if train else None
+        self.skip_unreadable_images = skip_unreadable_images
+        self._unreadable = multiprocessing.Value("q", 0)
         self.coco, self.records, self.summary = load_images(
             ann_file, image_dir, self.layout.num_keypoints, layout
         )
@@ -268,6 +351,10 @@ class BottomUpDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.records.image_id)
+
+    @property
+    def num_unreadable_skipped(self) -> int:
+        return int(self._unreadable.value)
 
     def rng(self) -> np.random.Generator:
         """This process's generator, re-seeded from ``torch.initial_seed()`` (as ``TopDownDataset``)."""
@@ -281,10 +368,7 @@ class BottomUpDataset(Dataset):
         if self._malloc_pid != os.getpid():
             tune_malloc()
             self._malloc_pid = os.getpid()
-        path = self.records.file[index]
-        image = cv2.imread(path, cv2.IMREAD_COLOR)
-        if image is None:
-            raise OSError(f"cannot read image {path} (missing, truncated or not an image)")
+        image, index = read_image(self.records.file, index, self.skip_unreadable_images, self._unreadable)
         height, width = image.shape[:2]
         input_size = self.codec.input_size
         rng = self.rng()
@@ -330,3 +414,72 @@ class BottomUpDataset(Dataset):
             item[f"heatmaps_{i}"] = heatmaps
             item[f"masks_{i}"] = mask
         return item
+
+
+class BottomUpImages(Dataset):
+    """Every image of a COCO-format file, warped for whole-image inference at each of the codec's test
+    scales (:func:`inference_warps`: short side → the codec's input size at scale 1, sides padded to
+    multiples of 32). Images without annotations are included (their detections count in the metrics).
+
+    Items: ``index``, ``image_id``, ``images`` (one (3, h_s, w_s) uint8 RGB per scale) and ``matrices``
+    (one 2×3 image → input matrix per scale). Images differ in size: :meth:`collate` batches items as a list.
+
+    Args:
+        ann_file, image_dir: COCO-format annotation file and its image folder.
+        codec: the bottom-up codec (``input_size``: the short side at scale 1; ``scales``).
+        layout: keypoint layout name.
+        train: must be False (validation/test data).
+        skip_unreadable_images: as :class:`BottomUpDataset`.
+    """
+
+    def __init__(
+        self,
+        ann_file: str | os.PathLike,
+        image_dir: str | os.PathLike,
+        *,
+        codec: AssociativeEmbeddingCodec,
+        layout: str = "coco",
+        train: bool = False,
+        skip_unreadable_images: bool = False,
+    ) -> None:
+        if train:
+            raise ValueError("BottomUpImages yields whole images for inference: use BottomUpDataset to train")
+        self.layout = get_layout(layout)
+        self.ann_file = str(ann_file)
+        self.image_dir = str(image_dir)
+        self.codec = codec
+        self.skip_unreadable_images = skip_unreadable_images
+        self._unreadable = multiprocessing.Value("q", 0)
+        self.coco = load_coco(ann_file, layout)
+        self.image_ids = np.array(sorted(self.coco.imgs), dtype=np.int64)
+        self.files = [os.path.join(image_dir, self.coco.imgs[int(i)]["file_name"]) for i in self.image_ids]
+        people = sum(
+            1
+            for ann in self.coco.anns.values()
+            if not ann.get("iscrowd", 0) and (np.asarray(ann.get("keypoints", ()))[2::3] > 0).any()
+        )
+        self.summary = {"images": len(self.image_ids), "instances": people}
+        if not len(self.image_ids):
+            raise ValueError(f"no images in {ann_file}. {how_to_get_data(ann_file, layout)}")
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    @property
+    def num_unreadable_skipped(self) -> int:
+        return int(self._unreadable.value)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        image, index = read_image(self.files, index, self.skip_unreadable_images, self._unreadable)
+        images, matrices = inference_inputs(image, self.codec)
+        return {
+            "index": index,
+            "image_id": int(self.image_ids[index]),
+            "images": images,
+            "matrices": matrices,
+        }
+
+    @staticmethod
+    def collate(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Items of different image sizes stay a list (one forward pass per image and scale)."""
+        return items

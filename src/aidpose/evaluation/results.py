@@ -231,3 +231,21 @@ def topdown_results(
                 }
             )
     return results
+
+
+def bottomup_results(predictions: dict[str, np.ndarray], category_id: int = 1) -> list[dict]:
+    """COCO keypoint results from bottom-up predictions: ``image_id`` (N,), ``keypoints`` (N, K, 3) in image
+    pixels and ``score`` (N,) per person (the grouping's score, mean joint confidence; no rescoring or NMS)."""
+    if not predictions:
+        return []
+    return [
+        {
+            "image_id": int(image_id),
+            "category_id": category_id,
+            "keypoints": [round(float(v), 3) for v in kpts.reshape(-1)],
+            "score": float(score),
+        }
+        for image_id, kpts, score in zip(
+            predictions["image_id"].tolist(), predictions["keypoints"], predictions["score"], strict=True
+        )
+    ]

@@ -23,11 +23,14 @@ class PoseNet(nn.Module):
         return self.head(self.backbone(x))
 
     @torch.no_grad()
-    def output_size(self, input_size: Sequence[int]) -> tuple[int, int]:
+    def output_size(self, input_size: Sequence[int]) -> tuple[int, int] | list[tuple[int, int]]:
         """(width, height) of the heatmaps for an input of ``input_size`` = (width, height): one forward
-        pass of a zero image in eval mode (the training mode is restored, BatchNorm statistics untouched)."""
+        pass of a zero image in eval mode (the training mode is restored, BatchNorm statistics untouched).
+        A head with several outputs (bottom-up) gives one (width, height) per output."""
         was_training = self.training
         self.eval()
         out = self(torch.zeros(1, 3, int(input_size[1]), int(input_size[0])))
         self.train(was_training)
+        if isinstance(out, (list, tuple)):
+            return [(int(o.shape[-1]), int(o.shape[-2])) for o in out]
         return int(out.shape[-1]), int(out.shape[-2])

@@ -49,6 +49,10 @@ class AidStatistics(pl.Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        if "dropped_count" in batch:  # whole images (bottom-up): per-joint counts per image
+            visible, dropped = (batch[k].cpu().numpy().sum(0) for k in ("visible_count", "dropped_count"))
+            self.stats += DroppedKeypointStats(visible=visible, dropped=dropped)
+            return
         self.stats += dropped_keypoint_stats(batch["dropped"].cpu().numpy(), batch["visible"].cpu().numpy())
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

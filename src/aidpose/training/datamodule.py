@@ -94,8 +94,13 @@ class PoseDataModule(pl.LightningDataModule):
         )
 
     def val_dataloader(self) -> DataLoader:
+        # a dataset of whole images of different sizes batches them with its own ``collate`` (a list)
         return DataLoader(
-            self.val_dataset, batch_size=self.val_batch_size, shuffle=False, **self.loader_kwargs
+            self.val_dataset,
+            batch_size=self.val_batch_size,
+            shuffle=False,
+            collate_fn=getattr(self.val_dataset, "collate", None),
+            **self.loader_kwargs,
         )
 
     def test_dataloader(self) -> DataLoader:

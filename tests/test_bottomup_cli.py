@@ -1,0 +1,79 @@
+"""Bottom-up end to end through the CLI: train (debug=fast), a 2-job multirun, evaluate and predict on its checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_bottomup_run_then_evaluate_and_predict(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_cli(
+        "aidpose.train", "paradigm=bottomup", "debug=fast", f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert set(summary["metrics"]) >= {"AP", "AP50", "AR", "AP_vis", "AP_invis"}
+    assert (
+        summary["choices"]["paradigm"] == "bottomup" and summary["choices"]["paradigm/head"] == "higherhrnet"
+    )
+    assert summary["choices"]["experiment"] == "synthpose_cpu_bottomup" and summary["epochs"] == 1
+    assert "debug_paradigm" not in summary["choices"]  # derived, not chosen
+    assert summary["aid_dropped_kpt_frac"] == 0.0  # dropper=none: counted, nothing dropped
+    ckpt_path = run_dir / "last.ckpt"
+    stored = torch.load(ckpt_path, map_location="cpu", weights_only=True)["aidpose_config"]
+    assert stored["paradigm"]["name"] == "bottomup" and stored["dataset"]["source"]["preset"] == "crowd"
+
+    eval_dir = tmp_path / "eval"
+    proc = run_cli(
+        "aidpose.evaluate", f"ckpt_path={ckpt_path}", "test.scales=[0.5,1,2]", f"hydra.run.dir={eval_dir}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    evaluated = json.loads((eval_dir / "metrics.json").read_text())
+    assert evaluated["codec"]["scales"] == [0.5, 1.0, 2.0] and evaluated["codec"]["flip_test"] is True
+    assert evaluated["data"]["images"] == 6 and "AP" in evaluated["metrics"]
+    assert json.loads((eval_dir / "results.json").read_text()) == []  # one epoch of 2 batches finds no one
+    proc = run_cli("aidpose.evaluate", f"ckpt_path={ckpt_path}", "test.occlusion=cutout", cwd=tmp_path)
+    assert proc.returncode != 0 and "evaluate it without test.occlusion" in proc.stderr
+
+    images = sorted((tmp_path / "data" / "synthpose").glob("synthpose-crowd-*/images/val*/*"))[:2]
+    out = tmp_path / "pred"
+    proc = run_cli(
+        "aidpose.predict",
+        f"ckpt_path={ckpt_path}",
+        f"input={images[0].parent}",
+        f"output={out}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((out / "summary.json").read_text())["images"] == 6
+    assert len(list((out / "vis").glob("*.png"))) == 6
+    proc = run_cli(
+        "aidpose.predict", f"ckpt_path={ckpt_path}", f"input={images[0]}", f"boxes={images[0]}", f"output={out}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "finds every person without boxes" in proc.stderr
+
+
+def test_bottomup_multirun_with_droppers(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_cli(
+        "aidpose.train", "-m", "paradigm=bottomup", "debug=fast", "dropper=none,has", "logger=none",
+        f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == ["0", "1"]
+    fractions = {}
+    for job, dropper in zip(jobs, ["none", "has"], strict=True):
+        summary = json.loads((sweep / job / "metrics.json").read_text())
+        assert summary["choices"]["dropper"] == dropper and summary["choices"]["paradigm"] == "bottomup"
+        fractions[dropper] = summary["aid_dropped_kpt_frac"]
+    assert fractions["none"] == 0.0 and 0.0 < fractions["has"] < 1.0  # Hide-and-Seek hides whole-image cells
