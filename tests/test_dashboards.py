@@ -35,7 +35,7 @@ def test_logger_name_tags_and_offline_come_from_the_config(tmp_path, monkeypatch
     cfg = compose_config(["logger=wandb", "dropper=cutout", "schedule=s2", "seed=3"], tmp_path)
     logger = instantiate(cfg.logger.wandb)
     init = logger._wandb_init  # what wandb.init will get
-    assert init["name"] == "hrnet_w18_small-cutout-s2-seed3" and init["group"] == "synthpose_cpu"
+    assert init["name"] == "hrnet_w18_small-cutout-s2-seed3" and init["group"] == "synthpose_cpu_topdown"
     assert init["tags"] == [
         "backbone=hrnet_w18_small",
         "dropper=cutout",

@@ -48,10 +48,17 @@ def assert_paper_setting(cfg, backbone: str) -> None:
     assert cfg.test.det_file == f"{cfg.dataset.source.root}/{DETECTIONS}"
 
 
+# the CPU defaults per paradigm and the bottom-up settings (tested in test_config, test_bottomup_module)
+DEFAULTS_AND_BOTTOMUP = {
+    "synthpose_cpu", "synthpose_cpu_topdown", "synthpose_cpu_bottomup",
+    "coco_higherhrnet_w32_512", "coco_higherhrnet_w48_640", "crowdpose_higherhrnet_w32_512",
+}  # fmt: skip
+
+
 def test_every_experiment_file_is_tested():
     files = {str(p.relative_to(EXPERIMENTS).with_suffix("")) for p in EXPERIMENTS.rglob("*.yaml")}
     grids = {"coco/table4", "coco/table5", "synthpose/table4", "synthpose/table5"}
-    assert files == {"synthpose_cpu", *ROWS, *TABLE5, *grids}
+    assert files == {*DEFAULTS_AND_BOTTOMUP, *ROWS, *TABLE5, *grids}
 
 
 @pytest.mark.parametrize("experiment", sorted(ROWS))
@@ -129,5 +136,7 @@ def test_grids_sweep_the_table(experiment, jobs, tmp_path):
 
 def test_synthpose_cpu_stays_the_default(tmp_path):
     cfg = compose_config([], tmp_path)
-    assert cfg.hydra.runtime.choices.experiment == "synthpose_cpu"
+    # train.yaml picks experiment=synthpose_cpu_${paradigm}; the top-down one is synthpose_cpu
+    assert cfg.hydra.runtime.choices.experiment == "synthpose_cpu_topdown"
+    assert defaults_of("synthpose_cpu_topdown") == ["synthpose_cpu"]
     assert cfg.dataset.name == "synthpose" and cfg.test.boxes == "gt" and cfg.backbone.pretrained is False

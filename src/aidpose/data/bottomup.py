@@ -26,7 +26,7 @@ from aidpose.codecs.associative_embedding import AssociativeEmbeddingCodec
 from aidpose.codecs.udp_heatmap import udp_stride
 from aidpose.data.coco import how_to_get_data, load_coco
 from aidpose.data.keypoints import get_layout
-from aidpose.data.topdown import KeypointDropper, tune_malloc
+from aidpose.data.topdown import KeypointDropper, SampleKey, tune_malloc
 from aidpose.geometry.affine import apply_affine, invert_affine, udp_warp_matrix, warp_to_rgb
 
 REFERENCE_SIZE = 200.0
@@ -345,8 +345,6 @@ class BottomUpDataset(Dataset):
             ann_file, image_dir, self.layout.num_keypoints, layout
         )
         self.flip_index = self.layout.flip_index
-        self._rng: np.random.Generator | None = None
-        self._rng_seed: int | None = None
         self._malloc_pid: int | None = None
 
     def __len__(self) -> int:
@@ -356,22 +354,16 @@ class BottomUpDataset(Dataset):
     def num_unreadable_skipped(self) -> int:
         return int(self._unreadable.value)
 
-    def rng(self) -> np.random.Generator:
-        """This process's generator, re-seeded from ``torch.initial_seed()`` (as ``TopDownDataset``)."""
-        seed = torch.initial_seed()
-        if self._rng is None or seed != self._rng_seed:
-            self._rng = np.random.default_rng(seed)
-            self._rng_seed = seed
-        return self._rng
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | SampleKey) -> dict[str, Any]:
+        """One training image; its draws come from the generator of ``key`` (see ``SampleKey``)."""
+        key = SampleKey(*key) if isinstance(key, tuple) else SampleKey(int(key))
         if self._malloc_pid != os.getpid():
             tune_malloc()
             self._malloc_pid = os.getpid()
-        image, index = read_image(self.records.file, index, self.skip_unreadable_images, self._unreadable)
+        image, index = read_image(self.records.file, key.index, self.skip_unreadable_images, self._unreadable)
         height, width = image.shape[:2]
         input_size = self.codec.input_size
-        rng = self.rng()
+        rng = key.rng()
         if self.augmentation is not None:
             params = self.augmentation.sample(rng, (width, height), input_size)
         else:
