@@ -147,7 +147,7 @@ def train_and_collect(
     if finished(dest):
         print(f"[study] {dest.name}: done (results in {dest})")
         return True
-    log = run_dir.with_suffix(".log")
+    log = run_dir.parent / f"{run_dir.name}.log"  # not with_suffix: "S1x0.2_seed0" has a dot
     cmd = [sys.executable, "-m", "aidpose.train", *overrides, f"hydra.run.dir={run_dir}"]
     resume = None if finished(run_dir) else resume_checkpoint(run_dir)
     if resume is not None:
