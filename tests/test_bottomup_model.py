@@ -45,6 +45,23 @@ def test_ae_loss_three_people_and_batch_mean() -> None:
     assert push2.item() == pytest.approx(expected_push / 2, rel=1e-6) and pull2.item() == pytest.approx(1 / 6)
 
 
+def test_ae_loss_max_push_hand_computed_and_its_gradient_at_equal_tags() -> None:
+    # people: tag 0.0 (index 0), tag 0.5 (index 1), tags 2 and 4 (mean 3); max push: only the pair 0/0.5 is
+    # closer than 1 → 1/(2·3·2) · 2·(1 - 0.5)
+    tags = tag_batch([0.0, 0.5, 2.0, 4.0])
+    indices = torch.tensor([[[[0, 1], [0, 0]], [[1, 1], [0, 0]], [[2, 1], [3, 1]]]])
+    push, pull = associative_embedding_loss(tags, indices, push_kind="max")
+    assert push.item() == pytest.approx(1 / 12) and pull.item() == pytest.approx(1 / 3)
+    # two people with nearly equal tags (0 and 0.01): push = f(0.01)/2; d push/d t_0 is -f'(d)/2
+    for kind, expected in (("max", 0.5), ("exp", 0.01 * math.exp(-1e-4))):
+        near = torch.tensor([0.0, 0.01, 0.0, 0.0]).reshape(1, 2, 1, 2).requires_grad_()
+        two = torch.tensor([[[[0, 1], [0, 0]], [[1, 1], [0, 0]]]])
+        associative_embedding_loss(near, two, push_kind=kind)[0].backward()
+        assert near.grad.flatten()[0].item() == pytest.approx(expected, rel=1e-4)
+    with pytest.raises(ValueError, match="push_kind"):
+        associative_embedding_loss(tags, indices, push_kind="linear")
+
+
 def test_ae_loss_without_people_is_zero_with_gradient() -> None:
     tags = torch.zeros(2, 2, 3, 3, requires_grad=True)
     push, pull = associative_embedding_loss(tags, torch.zeros(2, 4, 2, 2, dtype=torch.long))

@@ -20,18 +20,25 @@ def masked_heatmap_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Ten
     return (((pred.float() - target.float()) ** 2) * mask[:, None].float()).mean()
 
 
+PUSH_KINDS = ("exp", "max")
+
+
 def associative_embedding_loss(
-    tags: torch.Tensor, keypoint_indices: torch.Tensor
+    tags: torch.Tensor, keypoint_indices: torch.Tensor, push_kind: str = "exp"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Push and pull terms (each averaged over the batch) of HigherHRNet's ``AELoss`` with the exp push.
+    """Push and pull terms (each averaged over the batch) of HigherHRNet's ``AELoss``.
 
     ``tags`` (B, K, h, w) are per-joint tag maps; ``keypoint_indices`` (B, P, K, 2) hold for every person
     and joint ``(k·h·w + y·w + x, valid)`` (``encode_keypoint_indices``). Per image, with ``t_p`` the mean
     tag of person ``p``'s valid joints and ``n`` the people with at least one valid joint:
 
     * pull = ``(1/n) Σ_p mean_k (tag_pk - t_p)²``  (0 when n = 0);
-    * push = ``1/(2 n (n-1)) Σ_{p≠q} exp(-(t_p - t_q)²)``  (0 when n < 2).
+    * push = ``1/(2 n (n-1)) Σ_{p≠q} f(t_p - t_q)``  (0 when n < 2), with ``f(d) = exp(-d²)`` for
+      ``push_kind="exp"`` (HigherHRNet's COCO setting) or ``f(d) = max(0, 1 - |d|)`` for ``"max"``: the exp push
+      has no gradient when all tags are equal (as at initialisation), the max push a constant one.
     """
+    if push_kind not in PUSH_KINDS:
+        raise ValueError(f"push_kind: unknown {push_kind!r}; choose one of {list(PUSH_KINDS)}")
     b = tags.shape[0]
     flat = tags.reshape(b, -1).float()
     index, valid = keypoint_indices[..., 0].long(), keypoint_indices[..., 1].float()  # (B, P, K)
@@ -45,7 +52,8 @@ def associative_embedding_loss(
     pair = person[:, :, None] & person[:, None, :]
     pair &= ~torch.eye(person.shape[1], dtype=torch.bool, device=tags.device)
     diff = mean[:, :, None] - mean[:, None, :]
-    push = (torch.exp(-(diff**2)) * pair).sum((-2, -1)) / (n * (n - 1)).clamp(min=1) * 0.5
+    closeness = torch.exp(-(diff**2)) if push_kind == "exp" else (1 - diff.abs()).clamp(min=0)
+    push = (closeness * pair).sum((-2, -1)) / (n * (n - 1)).clamp(min=1) * 0.5
     return push.mean(), pull.mean()
 
 
@@ -55,6 +63,7 @@ class BottomUpLoss(nn.Module):
     Args:
         heatmap_weight: factor of each resolution's heatmap loss (HigherHRNet: 1.0).
         push_weight, pull_weight: factors of the AE terms (HigherHRNet: 0.001 each).
+        push_kind: "exp" (HigherHRNet's COCO setting) or "max" (see :func:`associative_embedding_loss`).
         num_keypoints: K (the first K channels of an output with heatmaps are heatmaps).
         with_heatmaps, with_tags: per output, as ``AssociativeEmbeddingCodec`` (tags: the first output
             with tags carries the AE loss).
@@ -68,6 +77,7 @@ class BottomUpLoss(nn.Module):
         heatmap_weight: float = 1.0,
         push_weight: float = 0.001,
         pull_weight: float = 0.001,
+        push_kind: str = "exp",
     ) -> None:
         super().__init__()
         if len(with_heatmaps) != len(with_tags) or True not in list(with_tags):
@@ -80,6 +90,11 @@ class BottomUpLoss(nn.Module):
         self.heatmap_weight = heatmap_weight
         self.push_weight = push_weight
         self.pull_weight = pull_weight
+        if push_kind not in PUSH_KINDS:
+            raise ValueError(
+                f"paradigm.loss.push_kind: unknown {push_kind!r}; choose one of {list(PUSH_KINDS)}"
+            )
+        self.push_kind = push_kind
 
     def forward(
         self,
@@ -98,7 +113,9 @@ class BottomUpLoss(nn.Module):
                 )
         tag_output = outputs[self.tag_output]
         offset = k if self.with_heatmaps[self.tag_output] else 0
-        push, pull = associative_embedding_loss(tag_output[:, offset : offset + k], keypoint_indices)
+        push, pull = associative_embedding_loss(
+            tag_output[:, offset : offset + k], keypoint_indices, self.push_kind
+        )
         terms["push"] = self.push_weight * push
         terms["pull"] = self.pull_weight * pull
         terms["loss"] = torch.stack(list(terms.values())).sum()
