@@ -16,40 +16,30 @@ import numpy as np
 import torch
 from torch import nn
 
-from aidpose.codecs.associative_embedding import AssociativeEmbeddingCodec, BottomUpPrediction
+from aidpose.codecs.associative_embedding import BottomUpPrediction
 from aidpose.data.bottomup import heatmap_to_image_matrix
+from aidpose.data.keypoints import get_layout
 from aidpose.evaluation.results import bottomup_results
 from aidpose.models.bottomup_losses import BottomUpLoss
 from aidpose.training.pose_module import PoseModule
-from aidpose.training.schedule import Schedule
 
 
 class BottomUpPoseModule(PoseModule):
     """Bottom-up pose estimation (HigherHRNet / HRNet with associative embedding) on UDP heatmaps.
 
-    Args:
-        net: backbone + bottom-up head producing a list of outputs, lowest resolution first.
-        loss: partial ``BottomUpLoss`` taking ``num_keypoints`` (factors and output flags from the config).
-        codec: the run's bottom-up codec (targets, merging, grouping; its ``scales`` and ``flip_test``).
-        schedule, optimizer, layout, mean, std, test, channels_last: as
-            :class:`~aidpose.training.pose_module.PoseModule`.
+    The arguments are :class:`~aidpose.training.pose_module.PoseModule`'s, with
+
+    - ``net``: backbone + bottom-up head producing a list of outputs, lowest resolution first;
+    - ``loss``: a partial ``BottomUpLoss`` (factors and output flags from the config), completed here with the
+      layout's ``num_keypoints``;
+    - ``codec``: the run's ``AssociativeEmbeddingCodec`` (targets, merging, grouping; its ``scales`` and
+      ``flip_test``).
     """
 
     def __init__(
-        self,
-        net: nn.Module,
-        loss: Callable[..., BottomUpLoss],
-        schedule: Schedule,
-        optimizer: Callable[..., torch.optim.Optimizer],
-        layout: str,
-        codec: AssociativeEmbeddingCodec,
-        mean: Sequence[float],
-        std: Sequence[float],
-        test: dict[str, Any],
-        channels_last: bool = False,
+        self, net: nn.Module, loss: Callable[..., BottomUpLoss], layout: str, **options: Any
     ) -> None:
-        super().__init__(net, schedule, optimizer, layout, codec, mean, std, test, channels_last)
-        self.loss = loss(num_keypoints=self.layout.num_keypoints)
+        super().__init__(net, loss(num_keypoints=get_layout(layout).num_keypoints), layout=layout, **options)
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """uint8 ``(N, 3, H, W)`` RGB images → outputs ``(N, C_i, h_i, w_i)``, lowest resolution first."""

@@ -27,10 +27,11 @@ METRIC_KEYS = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AP_vis", "AP_invis")
 
 
 class PoseModule(pl.LightningModule, ABC):
-    """A pose estimator's Lightning module; subclasses set ``self.loss`` and implement the abstract methods.
+    """A pose estimator's Lightning module; subclasses implement the abstract methods.
 
     Args:
         net: backbone + head.
+        loss: the training loss (called by the subclass's :meth:`training_losses`).
         schedule: epochs, milestones, base LR and warm-up (see ``aidpose.training.schedule``).
         optimizer: partial optimizer constructor taking ``(params, lr=...)``.
         layout: keypoint layout name ("coco", "crowdpose").
@@ -43,6 +44,7 @@ class PoseModule(pl.LightningModule, ABC):
     def __init__(
         self,
         net: nn.Module,
+        loss: nn.Module,
         schedule: Schedule,
         optimizer: Callable[..., torch.optim.Optimizer],
         layout: str,
@@ -54,6 +56,7 @@ class PoseModule(pl.LightningModule, ABC):
     ) -> None:
         super().__init__()
         self.net = net
+        self.loss = loss
         self.schedule = schedule
         self.optimizer_factory = optimizer
         self.layout = get_layout(layout)
@@ -64,6 +67,7 @@ class PoseModule(pl.LightningModule, ABC):
             "mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
         )
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("flip_index", torch.as_tensor(self.layout.flip_index), persistent=False)
         self._val_outputs: list[dict[str, np.ndarray]] = []
         self.last_metrics: dict[str, float] = {}
         self.last_metrics_epoch = -1

@@ -8,47 +8,24 @@ paradigms share is in ``aidpose.training.pose_module``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
-
 import numpy as np
 import torch
-from torch import nn
 
-from aidpose.codecs.udp_heatmap import UDPHeatmapCodec
 from aidpose.evaluation.results import topdown_results
 from aidpose.training.pose_module import PoseModule
-from aidpose.training.schedule import Schedule
 
 
 class TopDownPoseModule(PoseModule):
     """Top-down pose estimation (SimpleBaseline / HRNet style) on UDP heatmaps.
 
-    Args:
-        net: backbone + head producing ``(N, K, h, w)`` heatmaps.
-        loss: heatmap loss ``(pred, target, target_weight) -> scalar``.
-        codec: the run's heatmap codec (input/heatmap size, decoding with its DARK blur kernel).
-        test: validation/test options: ``flip``, ``nms`` ("oks", "soft_oks", "none"),
-            ``nms_thr``, ``kpt_score_thr`` (rescoring threshold), ``dataset`` ("coco" or "crowdpose" metrics).
-        schedule, optimizer, layout, mean, std, channels_last: as :class:`~aidpose.training.pose_module.PoseModule`.
-    """
+    The arguments are :class:`~aidpose.training.pose_module.PoseModule`'s, with
 
-    def __init__(
-        self,
-        net: nn.Module,
-        loss: nn.Module,
-        schedule: Schedule,
-        optimizer: Callable[..., torch.optim.Optimizer],
-        layout: str,
-        codec: UDPHeatmapCodec,
-        mean: Sequence[float],
-        std: Sequence[float],
-        test: dict[str, Any],
-        channels_last: bool = False,
-    ) -> None:
-        super().__init__(net, schedule, optimizer, layout, codec, mean, std, test, channels_last)
-        self.loss = loss
-        self.register_buffer("flip_index", torch.as_tensor(self.layout.flip_index), persistent=False)
+    - ``net``: backbone + head producing ``(N, K, h, w)`` heatmaps;
+    - ``loss``: heatmap loss ``(pred, target, target_weight) -> scalar``;
+    - ``codec``: the run's ``UDPHeatmapCodec`` (input/heatmap size, decoding with its DARK blur kernel);
+    - ``test``: validation/test options: ``flip``, ``nms`` ("oks", "soft_oks", "none"), ``nms_thr``,
+      ``soft_nms_thr``, ``kpt_score_thr`` (rescoring threshold), ``dataset`` ("coco" or "crowdpose" metrics).
+    """
 
     def predict_heatmaps(self, images: torch.Tensor) -> torch.Tensor:
         """Heatmaps with the flip test (average with the flipped image's heatmaps, UDP: no shift)."""
