@@ -81,3 +81,18 @@ def kill_at_epoch_start(epoch: int) -> object:
                 os.kill(os.getpid(), signal.SIGKILL)
 
     return KillAtEpochStart()
+
+
+def save_start_weights() -> object:
+    """A Lightning callback for CLI tests (``+callbacks.start._target_=tests.helpers.save_start_weights``): it saves
+    the model's weights as training starts to ``<run folder>/start_weights.pt`` (S3: each stage's folder)."""
+    import pytorch_lightning as pl
+    import torch
+
+    class SaveStartWeights(pl.Callback):
+        def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+            if trainer.is_global_zero:
+                Path(trainer.default_root_dir).mkdir(parents=True, exist_ok=True)
+                torch.save(pl_module.state_dict(), Path(trainer.default_root_dir) / "start_weights.pt")
+
+    return SaveStartWeights()

@@ -1,4 +1,5 @@
-"""Bottom-up end to end through the CLI: train (debug=fast), a 2-job multirun, evaluate and predict on its checkpoint."""
+"""Bottom-up end to end through the CLI: train (debug=fast), a 2-job multirun, evaluate and predict on its checkpoint,
+S3's two stages."""
 
 from __future__ import annotations
 
@@ -77,3 +78,30 @@ def test_bottomup_multirun_with_droppers(tmp_path):
         assert summary["choices"]["dropper"] == dropper and summary["choices"]["paradigm"] == "bottomup"
         fractions[dropper] = summary["aid_dropped_kpt_frac"]
     assert fractions["none"] == 0.0 and 0.0 < fractions["has"] < 1.0  # Hide-and-Seek hides whole-image cells
+
+
+def test_bottomup_s3_two_stages(tmp_path):
+    """schedule=bottomup_s3: stage 1 without the dropper, stage 2 with it from stage 1's final weights."""
+    run_dir = tmp_path / "run"
+    proc = run_cli(
+        "aidpose.train", "paradigm=bottomup", "debug=fast", "schedule=bottomup_s3", "dropper=has", "logger=none",
+        "trainer.limit_train_batches=1", "+callbacks.start._target_=tests.helpers.save_start_weights",
+        f"hydra.run.dir={run_dir}", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert summary["choices"]["schedule"] == "bottomup_s3" and summary["stage"] == "stage2"
+    assert summary["stages"]["stage1"]["run_dir"] == str(run_dir / "stage1")
+    stage1, stage2 = (json.loads((run_dir / s / "metrics.json").read_text()) for s in ("stage1", "stage2"))
+    assert stage1["aid_dropped_kpt_frac"] == 0.0 < stage2["aid_dropped_kpt_frac"]  # the dropper: stage 2 only
+
+    def load(stage: str, name: str) -> dict:
+        return torch.load(run_dir / stage / name, map_location="cpu", weights_only=True)
+
+    first, second = load("stage1", "last.ckpt"), load("stage2", "last.ckpt")
+    assert (first["aidpose_stage"], second["aidpose_stage"]) == ("stage1", "stage2")
+    assert first["aidpose_config"]["dropper"] is None and second["aidpose_config"]["dropper"] is not None
+    trained = first["state_dict"]
+    start1, start2 = load("stage1", "start_weights.pt"), load("stage2", "start_weights.pt")
+    assert not all(torch.equal(v, trained[k]) for k, v in start1.items())  # stage 1 moved its weights
+    assert start2.keys() == trained.keys() and all(torch.equal(v, trained[k]) for k, v in start2.items())

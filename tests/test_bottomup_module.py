@@ -1,5 +1,6 @@
 """Bottom-up module: whole-image inference geometry (flip test, multi-resolution, multi-scale) on a stub network
-with a known answer, validation rows, config wiring (heads, schedules, CPU default, CrowdPose for both paradigms)."""
+with a known answer, validation rows, the NaN-loss guard, config wiring (heads, schedules, CPU default, CrowdPose
+for both paradigms)."""
 
 from __future__ import annotations
 
@@ -115,6 +116,19 @@ def test_validation_rows_are_unique_per_person_and_image(tmp_path: Path) -> None
     assert [r["image_id"].tolist() for r in rows] == [[7], [9]]
     assert [r["index"].tolist() for r in rows] == [[0], [module.codec.max_people]]
     assert rows[0]["keypoints"].shape == (1, 17, 3)
+
+
+def test_nan_loss_stops_naming_step_epoch_and_batch() -> None:
+    """The NaN/inf guard of both paradigms (``PoseModule.training_step``) on a bottom-up batch."""
+    module = stub_module([4], [1.0], False)
+    batch = {
+        "image": torch.zeros(2, 3, 128, 128, dtype=torch.uint8),
+        "heatmaps_0": torch.full((2, 17, 32, 32), float("nan")),
+        "masks_0": torch.ones(2, 32, 32),
+        "keypoint_indices": torch.zeros(2, 30, 17, 2, dtype=torch.long),
+    }
+    with pytest.raises(FloatingPointError, match=r"nan at global step 0 \(epoch 0, batch 3\)"):
+        module.training_step(batch, 3)
 
 
 def test_whole_image_val_dataset(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The S1/S2/S3 schedules: scaled epochs/milestones (against the YAML files), the LR factor, S3's stages."""
+"""The S1/S2/S3 schedules (top-down and bottom-up): scaled epochs/milestones (against the YAML files), the LR factor,
+S3's stages."""
 
 import itertools
 from pathlib import Path
@@ -14,7 +15,7 @@ CONF = Path(__file__).resolve().parents[1] / "conf" / "schedule"
 
 
 def schedule_from_yaml(name: str, scale: float) -> tuple[Schedule, dict]:
-    """The schedule of ``conf/schedule/<name>.yaml`` (s3 read through its ``defaults: [s1]``) at ``scale``."""
+    """The schedule of ``conf/schedule/<name>.yaml`` (an S3 read through its S1 in ``defaults``) at ``scale``."""
     raw = OmegaConf.to_container(OmegaConf.load(CONF / f"{name}.yaml"))
     parents = [d for d in raw.pop("defaults", []) if d != "_self_"]
     merged = {}
@@ -25,7 +26,7 @@ def schedule_from_yaml(name: str, scale: float) -> tuple[Schedule, dict]:
 
 
 # (schedule, scale) → (epochs, milestones), computed by hand from the YAML values (S1/S3: 210, [170, 200];
-# S2: 420, [380, 410]): round(x × scale), each milestone at least one epoch after the previous one (or epoch 0),
+# S2: 420, [380, 410]; bottom-up S3: 300, [200, 260]): round(x × scale), each milestone at least one epoch after the previous one (or epoch 0),
 # the last epoch at least one after the last milestone
 @pytest.mark.parametrize(
     ("name", "scale", "epochs", "milestones"),
@@ -40,6 +41,8 @@ def schedule_from_yaml(name: str, scale: float) -> tuple[Schedule, dict]:
         ("s2", 0.01, 6, [4, 5]),  # round(3.8)=4, round(4.1)=4 → 5, round(4.2)=4 → 6
         ("s3", 0.1, 21, [17, 20]),
         ("s3", 0.01, 4, [2, 3]),
+        ("bottomup_s3", 1.0, 300, [200, 260]),
+        ("bottomup_s3", 0.03, 9, [6, 8]),  # the CPU default's scale: 6.0 → 6, 7.8 → 8, 9.0 → 9
     ],
 )
 def test_scaled_schedule_against_yaml(name, scale, epochs, milestones):
@@ -60,10 +63,11 @@ def test_s1_scaled_keeps_shape():
     assert (s2.scaled_epochs, s2.scaled_milestones) == (420, [380, 410])
 
 
-def test_s3_is_s1_in_two_stages():
-    s1, _ = schedule_from_yaml("s1", 1.0)
-    s3, _ = schedule_from_yaml("s3", 1.0)
-    assert (s3.stages, s3.stage1_ckpt) == (2, None)
+@pytest.mark.parametrize(("s3_name", "s1_name"), [("s3", "s1"), ("bottomup_s3", "bottomup_s1")])
+def test_s3_is_s1_in_two_stages(s3_name, s1_name):
+    s1, _ = schedule_from_yaml(s1_name, 1.0)
+    s3, _ = schedule_from_yaml(s3_name, 1.0)
+    assert (s3.name, s3.stages, s3.stage1_ckpt) == (s3_name, 2, None)
     assert (s3.epochs, list(s3.milestones), s3.lr) == (s1.epochs, list(s1.milestones), s1.lr)
 
 

@@ -4,8 +4,9 @@ Writes into the Hydra run folder: ``metrics.json`` (final validation metrics, th
 seed, overrides and status; written atomically, also when the run fails), ``results.json`` (the final
 validation's COCO results), ``last.ckpt`` (every epoch) /
 ``best.ckpt`` and ``aid_dropped_per_joint.json`` (``conf/callbacks``), the logger's files and ``.hydra/``
-(the resolved config). ``schedule=s3`` runs two stages, each in its own folder (``stage1/``, ``stage2/``,
-see ``aidpose.training.stages``); the top-level ``metrics.json`` is stage 2's and links both.
+(the resolved config). ``schedule=s3`` (bottom-up: ``bottomup_s3``) runs two stages, each in its own folder
+(``stage1/``, ``stage2/``, see ``aidpose.training.stages``); the top-level ``metrics.json`` is stage 2's and links
+both.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ that remove crowd regions and unannotated people from the heatmap loss.
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -26,7 +25,7 @@ from aidpose.codecs.associative_embedding import AssociativeEmbeddingCodec
 from aidpose.codecs.udp_heatmap import udp_stride
 from aidpose.data.coco import how_to_get_data, load_coco
 from aidpose.data.keypoints import get_layout
-from aidpose.data.topdown import KeypointDropper, SampleKey, tune_malloc
+from aidpose.data.topdown import ImageReader, KeypointDropper, SampleKey, tune_malloc
 from aidpose.geometry.affine import apply_affine, invert_affine, udp_warp_matrix, warp_to_rgb
 
 REFERENCE_SIZE = 200.0
@@ -281,26 +280,6 @@ def load_images(
     return coco, records, {k: int(v) for k, v in sorted(counts.items()) if v}
 
 
-def read_image(
-    files: Sequence[str], index: int, skip_unreadable: bool, counter: Any
-) -> tuple[np.ndarray, int]:
-    """The BGR image ``files[index]``, or with ``skip_unreadable`` the next readable one (each skipped
-    file adds 1 to the shared ``counter``); returns the image and the index it came from."""
-    for attempt in range(len(files)):
-        i = (index + attempt) % len(files)
-        image = cv2.imread(str(files[i]), cv2.IMREAD_COLOR)
-        if image is not None:
-            return image, i
-        if not skip_unreadable:
-            raise OSError(
-                f"cannot read image {files[i]} (missing, truncated or not an image). Set "
-                "loader.skip_unreadable_images=true to skip (and count) unreadable images."
-            )
-        with counter.get_lock():
-            counter.value += 1
-    raise OSError(f"none of the {len(files)} images can be read (first: {files[0]})")
-
-
 class BottomUpDataset(Dataset):
     """Whole images of a COCO-format keypoint dataset with bottom-up training targets.
 
@@ -339,8 +318,7 @@ class BottomUpDataset(Dataset):
         self.codec = codec
         self.augmentation = augmentation if train else None
         self.dropper = dropper if train else None
-        self.skip_unreadable_images = skip_unreadable_images
-        self._unreadable = multiprocessing.Value("q", 0)
+        self.image_reader = ImageReader(skip_unreadable_images)
         self.coco, self.records, self.summary = load_images(
             ann_file, image_dir, self.layout.num_keypoints, layout
         )
@@ -352,7 +330,7 @@ class BottomUpDataset(Dataset):
 
     @property
     def num_unreadable_skipped(self) -> int:
-        return int(self._unreadable.value)
+        return self.image_reader.skipped
 
     def __getitem__(self, key: int | SampleKey) -> dict[str, Any]:
         """One training image; its draws come from the generator of ``key`` (see ``SampleKey``)."""
@@ -360,7 +338,7 @@ class BottomUpDataset(Dataset):
         if self._malloc_pid != os.getpid():
             tune_malloc()
             self._malloc_pid = os.getpid()
-        image, index = read_image(self.records.file, key.index, self.skip_unreadable_images, self._unreadable)
+        image, index = self.image_reader.read(self.records.file, key.index)
         height, width = image.shape[:2]
         input_size = self.codec.input_size
         rng = key.rng()
@@ -440,8 +418,7 @@ class BottomUpImages(Dataset):
         self.ann_file = str(ann_file)
         self.image_dir = str(image_dir)
         self.codec = codec
-        self.skip_unreadable_images = skip_unreadable_images
-        self._unreadable = multiprocessing.Value("q", 0)
+        self.image_reader = ImageReader(skip_unreadable_images)
         self.coco = load_coco(ann_file, layout)
         self.image_ids = np.array(sorted(self.coco.imgs), dtype=np.int64)
         self.files = [os.path.join(image_dir, self.coco.imgs[int(i)]["file_name"]) for i in self.image_ids]
@@ -459,10 +436,10 @@ class BottomUpImages(Dataset):
 
     @property
     def num_unreadable_skipped(self) -> int:
-        return int(self._unreadable.value)
+        return self.image_reader.skipped
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        image, index = read_image(self.files, index, self.skip_unreadable_images, self._unreadable)
+        image, index = self.image_reader.read(self.files, index)
         images, matrices = inference_inputs(image, self.codec)
         return {
             "index": index,

@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
 import cv2
@@ -113,6 +114,37 @@ def tune_malloc(mmap_threshold: int = 16 << 20, trim_threshold: int = 64 << 20) 
     )
 
 
+class ImageReader:
+    """Decodes a dataset's image files (BGR) by index. With ``skip_unreadable``, an unreadable file is replaced
+    by the next readable one and counted in :attr:`skipped` (shared by every loader worker process); without,
+    it is an error naming the file."""
+
+    def __init__(self, skip_unreadable: bool) -> None:
+        self.skip_unreadable = skip_unreadable
+        self._skipped = multiprocessing.Value("q", 0)
+
+    @property
+    def skipped(self) -> int:
+        """Unreadable files skipped so far, in every process."""
+        return int(self._skipped.value)
+
+    def read(self, files: Sequence[str], index: int) -> tuple[np.ndarray, int]:
+        """The image ``files[index]`` or, skipping, the next readable one; and the index it came from."""
+        for attempt in range(len(files)):
+            i = (index + attempt) % len(files)
+            image = cv2.imread(str(files[i]), cv2.IMREAD_COLOR)
+            if image is not None:
+                return image, i
+            if not self.skip_unreadable:
+                raise OSError(
+                    f"cannot read image {files[i]} (missing, truncated or not an image). Set "
+                    "loader.skip_unreadable_images=true to skip (and count) unreadable images."
+                )
+            with self._skipped.get_lock():
+                self._skipped.value += 1
+        raise OSError(f"none of the dataset's images can be read (the first: {files[0]})")
+
+
 class TopDownDataset(Dataset):
     """Top-down person crops of a COCO-format keypoint dataset.
 
@@ -162,7 +194,7 @@ class TopDownDataset(Dataset):
         self.input_size = codec.input_size
         self.augmentation = augmentation if train else None
         self.dropper = dropper if train else None
-        self.skip_unreadable_images = skip_unreadable_images
+        self.image_reader = ImageReader(skip_unreadable_images)
         self.coco, self.records, self.summary = load_instances(
             ann_file,
             image_dir,
@@ -179,7 +211,6 @@ class TopDownDataset(Dataset):
         self.centers, self.scales = box_to_center_scale(self.records.bbox, self.aspect_ratio, padding)
         self.flip_index = self.layout.flip_index
         self.upper_body_ids = self.layout.upper_body_ids
-        self._unreadable = multiprocessing.Value("q", 0)
         self._malloc_pid: int | None = None
         self.stage_timer: StageTimer | None = None
 
@@ -190,27 +221,10 @@ class TopDownDataset(Dataset):
     @property
     def num_unreadable_skipped(self) -> int:
         """Images that could not be decoded and were replaced by another instance (all workers)."""
-        return int(self._unreadable.value)
+        return self.image_reader.skipped
 
     def __len__(self) -> int:
         return len(self.records)
-
-    def _read_image(self, index: int) -> tuple[np.ndarray, int]:
-        """Decode the image of ``index`` (BGR), or of the next readable instance when skipping."""
-        for attempt in range(len(self)):
-            i = (index + attempt) % len(self)
-            path = str(self.records.file[i])
-            image = cv2.imread(path, cv2.IMREAD_COLOR)
-            if image is not None:
-                return image, i
-            if not self.skip_unreadable_images:
-                raise OSError(
-                    f"cannot read image {path} (missing, truncated or not an image). Set "
-                    "skip_unreadable_images=true to skip (and count) unreadable images."
-                )
-            with self._unreadable.get_lock():
-                self._unreadable.value += 1
-        raise OSError(f"none of the {len(self)} instances' images under {self.image_dir} can be read")
 
     def __getitem__(self, key: int | SampleKey) -> dict[str, Any]:
         key = SampleKey(*key) if isinstance(key, tuple) else SampleKey(int(key))
@@ -219,7 +233,7 @@ class TopDownDataset(Dataset):
             self._malloc_pid = os.getpid()
         timer = self.stage_timer or _NO_TIMER
         timer.start()
-        image, index = self._read_image(key.index)
+        image, index = self.image_reader.read(self.records.file, key.index)
         timer.lap("decode")
         keypoints = self.records.keypoints[index]
         center, scale, rotation, flip = self.centers[index], self.scales[index], 0.0, False

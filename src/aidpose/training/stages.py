@@ -55,8 +55,9 @@ def plan_stages(
         return [Stage("", run_dir, True, init_weights, ckpt_path)]
     if ckpt_path is not None and ckpt_stage not in (STAGE1, STAGE2):
         raise ValueError(
-            f"ckpt_path={ckpt_path} was not saved by a stage of schedule=s3 (its stage is {ckpt_stage!r}): "
-            "resume it with its own schedule, or start S3's stage 2 from it with schedule.stage1_ckpt=PATH"
+            f"ckpt_path={ckpt_path} was not saved by a stage of an S3 schedule (s3, bottomup_s3; its stage is "
+            f"{ckpt_stage!r}): resume it with its own schedule, or start S3's stage 2 from it with "
+            "schedule.stage1_ckpt=PATH"
         )
     if ckpt_stage == STAGE2:
         return [Stage(STAGE2, run_dir / STAGE2, True, None, ckpt_path)]
