@@ -225,3 +225,14 @@ def test_unreadable_image_is_skipped_and_counted_across_workers(broken_copy: Pat
     loader = DataLoader(ds, batch_size=len(ds), num_workers=1)
     next(iter(loader))
     assert ds.num_unreadable_skipped == 2  # counted in the worker, read in the owner
+
+
+def test_datamodule_reports_skipped_images_per_split(broken_copy: Path) -> None:
+    from aidpose.training.datamodule import PoseDataModule
+
+    dm = PoseDataModule(source=None, train_dataset=None, val_dataset=None, batch_size=1, val_batch_size=1,
+                        num_workers=0)  # fmt: skip
+    dm.val_dataset = _dataset(broken_copy, train=False, skip_unreadable_images=True)
+    assert dm.unreadable_images_skipped() == {"val": 0}
+    [dm.val_dataset[i] for i in range(len(dm.val_dataset))]
+    assert dm.unreadable_images_skipped() == {"val": 1}  # what train.py writes into metrics.json

@@ -160,6 +160,9 @@ def train_stage(cfg: DictConfig, stage: Any, header: dict[str, Any], trainers: l
     trainer.fit(module, datamodule=datamodule, ckpt_path=stage.ckpt_path)
     if module.last_metrics_epoch != trainer.current_epoch - 1 or not module.last_metrics:
         trainer.validate(module, datamodule=datamodule, verbose=False)
+    skipped = datamodule.unreadable_images_skipped()
+    if any(skipped.values()):
+        log.warning("unreadable images skipped (loader.skip_unreadable_images=true): %s", skipped)
     summary = {
         "metrics": {k: float(v) for k, v in module.last_metrics.items()},
         **header,
@@ -170,6 +173,7 @@ def train_stage(cfg: DictConfig, stage: Any, header: dict[str, Any], trainers: l
         "seconds": round(time.time() - started, 1),
         "run_dir": str(run_dir),
         "last_ckpt": str(run_dir / "last.ckpt"),
+        "unreadable_images_skipped": skipped,
         "aid_dropped_kpt_frac": next(
             (c.last_fraction for c in callbacks if isinstance(c, AidStatistics)), None
         ),

@@ -76,6 +76,12 @@ class PoseDataModule(pl.LightningDataModule):
         if self.val_dataset is None:
             self.val_dataset = self.make_val(self.splits.val_ann, self.splits.val_images)
 
+    def unreadable_images_skipped(self) -> dict[str, int]:
+        """Images skipped so far because they could not be read (``loader.skip_unreadable_images``), per split
+        (this process's loaders and their workers)."""
+        datasets = {"train": self.train_dataset, "val": self.val_dataset}
+        return {split: d.num_unreadable_skipped for split, d in datasets.items() if d is not None}
+
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
         sampler = EpochSampler(
