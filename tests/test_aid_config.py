@@ -10,6 +10,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 
 from aidpose.aid import Cutout, GridMask, HideAndSeek, InformationDropper, RandomErasing
+from tests.helpers import compose_config
 
 OPTIONS = {"cutout": Cutout, "random_erasing": RandomErasing, "has": HideAndSeek, "gridmask": GridMask}
 
@@ -60,3 +61,15 @@ def test_parameters_override_from_the_command_line(compose_dropper):
         compose_dropper(["dropper=has", "dropper.cell_sizes=[0.25,0.5]", "dropper.fill=mean"]).dropper
     )
     assert has.cell_sizes == (0.25, 0.5) and has.fill == "mean"
+
+
+def test_has_cells_follow_the_paradigm(tmp_path: Path) -> None:
+    """Top-down: (0, 16, 32, 44) px of a 192-px crop; bottom-up: the same pixels of a 512-px image."""
+    cells = {
+        paradigm: instantiate(
+            compose_config([f"paradigm={paradigm}", "dropper=has"], tmp_path).dropper
+        ).cell_sizes
+        for paradigm in ("topdown", "bottomup")
+    }
+    assert cells["topdown"] == pytest.approx([px / 192 for px in (0, 16, 32, 44)], abs=1e-8)
+    assert cells["bottomup"] == pytest.approx([px / 512 for px in (0, 16, 32, 44)])
