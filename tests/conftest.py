@@ -26,9 +26,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 COCO_MINI = REPO_ROOT / "tests" / "data" / "coco_mini"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n N``), hand tests to the workers one at a time: by default each worker first
+    gets a quarter of the suite in one chunk, which would give one worker all the slow tests (sorted first)."""
+    if config.pluginmanager.hasplugin("xdist") and config.getoption("maxschedchunk") is None:
+        config.option.maxschedchunk = 1
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow tests first: spread over the xdist workers one by one (``--maxschedchunk 1``), the quick ones
-    then fill the workers up to the end."""
+    """Slow tests first, so that the quick ones fill the xdist workers up to the end."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order otherwise
 
 
