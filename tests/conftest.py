@@ -28,7 +28,8 @@ COCO_MINI = REPO_ROOT / "tests" / "data" / "coco_mini"
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist (``-n N``), hand tests to the workers one at a time: by default each worker first
-    gets a quarter of the suite in one chunk, which would give one worker all the slow tests (sorted first)."""
+    gets a block of consecutive tests (a quarter of its share), so one worker would get all the slow tests
+    (sorted first below)."""
     if config.pluginmanager.hasplugin("xdist") and config.getoption("maxschedchunk") is None:
         config.option.maxschedchunk = 1
 
