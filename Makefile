@@ -25,9 +25,10 @@ install: $(VENV)/.installed
 train: install
 	$(PY) -m aidpose.train $(ARGS)
 
-## lint + the whole test suite
+## lint + the whole test suite, on every core (pytest-xdist; PYTEST_WORKERS=0 runs it in one process)
+PYTEST_WORKERS ?= auto
 test: install lint
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) $(ARGS)
 
 lint: install
 	$(PY) -m ruff check src tests scripts

@@ -1,20 +1,71 @@
-"""Shared fixtures: paths to the real COCO fixture and a quiet, offline environment."""
+"""Shared fixtures (the real COCO fixture, one tiny trained run and its evaluations) and a quiet, offline
+environment, safe under pytest-xdist (``make test`` runs the suite on every core)."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
+from filelock import FileLock
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    # xdist workers share the cores: each gets its share of OpenMP threads (set before torch is imported),
+    # or the spinning threads of concurrent workers slow each other down many times over
+    workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COCO_MINI = REPO_ROOT / "tests" / "data" / "coco_mini"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n N``), hand tests to the workers one at a time: by default each worker first
+    gets a block of consecutive tests (a quarter of its share), so one worker would get all the slow tests
+    (sorted first below)."""
+    if config.pluginmanager.hasplugin("xdist") and config.getoption("maxschedchunk") is None:
+        config.option.maxschedchunk = 1
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first, so that the quick ones fill the xdist workers up to the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order otherwise
+
+
+def session_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's temporary folder, shared by all xdist workers (each worker's own is inside it)."""
+    root = tmp_path_factory.getbasetemp()
+    return root.parent if "PYTEST_XDIST_WORKER" in os.environ else root
+
+
+def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], object]) -> Path:
+    """The folder ``<session root>/<name>``, filled by ``make(folder)`` once per session: the first xdist
+    worker to ask makes it while the others wait on a lock, then all read it. A ``make`` that failed leaves
+    no ``.done`` mark: the next test asking tries again (and reports the same error)."""
+    root = session_root(tmp_path_factory)
+    folder = root / name
+    with FileLock(root / f"{name}.lock"):
+        if not (folder / ".done").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(folder)
+            (folder / ".done").touch()
+    return folder
+
+
+@pytest.fixture
+def ddp_slot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Held by a test that starts two DDP processes: two such tests side by side (xdist) would be four
+    processes on two cores."""
+    with FileLock(session_root(tmp_path_factory) / "ddp.lock"):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -28,16 +79,30 @@ def coco_mini() -> Path:
     return COCO_MINI
 
 
+class CliRun(NamedTuple):
+    run_dir: Path
+    stdout: str
+
+
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """last.ckpt of one ``debug=fast`` training run (tiny HRNet on a tiny SynthPose), made once per session."""
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
+    """``python -m aidpose.train debug=fast`` (tiny HRNet on a tiny SynthPose, the default logger), made once
+    per session: test_train_cli checks the run, the evaluate/predict/occlusion tests use its checkpoint."""
     from tests.helpers import run_cli
 
-    root = tmp_path_factory.mktemp("tiny_ckpt")
-    run_dir = root / "run"
-    proc = run_cli("aidpose.train", "debug=fast", "logger=none", f"hydra.run.dir={run_dir}", cwd=root)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return run_dir / "last.ckpt"
+    def train(root: Path) -> None:
+        proc = run_cli("aidpose.train", "debug=fast", f"hydra.run.dir={root / 'run'}", cwd=root)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        (root / "stdout.txt").write_text(proc.stdout)
+
+    root = made_once(tmp_path_factory, "tiny_run", train)
+    return CliRun(root / "run", (root / "stdout.txt").read_text())
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_run: CliRun) -> Path:
+    """last.ckpt of the tiny run."""
+    return tiny_run.run_dir / "last.ckpt"
 
 
 @pytest.fixture(scope="session")
@@ -86,9 +151,9 @@ def run_evaluate(root: Path, checkpoint: Path, *args: str) -> Path:
 @pytest.fixture(scope="session")
 def eval_gt_run(tiny_checkpoint, coco_mini_odd, coco_dataset_args, tmp_path_factory) -> Path:
     """Run folder of ``aidpose.evaluate`` (one process) of the tiny checkpoint on coco_mini_odd, GT boxes."""
-    return run_evaluate(
-        tmp_path_factory.mktemp("eval_gt"), tiny_checkpoint, *coco_dataset_args(coco_mini_odd)
-    )
+    args = coco_dataset_args(coco_mini_odd)
+    root = made_once(tmp_path_factory, "eval_gt", lambda root: run_evaluate(root, tiny_checkpoint, *args))
+    return root / "run"
 
 
 DET_EVAL_OPTIONS = ("test.boxes=detections", "test.nms=soft_oks", "test.det_score_thr=0.5")
@@ -97,10 +162,10 @@ DET_EVAL_OPTIONS = ("test.boxes=detections", "test.nms=soft_oks", "test.det_scor
 @pytest.fixture(scope="session")
 def eval_det_run(tiny_checkpoint, coco_mini, coco_dataset_args, tmp_path_factory) -> Path:
     """Run folder of ``aidpose.evaluate`` on coco_mini with its detector boxes (``DET_EVAL_OPTIONS``)."""
-    return run_evaluate(
-        tmp_path_factory.mktemp("eval_det"),
-        tiny_checkpoint,
+    args = [
         *coco_dataset_args(coco_mini),
         *DET_EVAL_OPTIONS,
         f"test.det_file={coco_mini / 'test_coco_det_AP_H_56.json'}",
-    )
+    ]
+    root = made_once(tmp_path_factory, "eval_det", lambda root: run_evaluate(root, tiny_checkpoint, *args))
+    return root / "run"

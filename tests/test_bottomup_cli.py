@@ -1,5 +1,5 @@
-"""Bottom-up end to end through the CLI: train (debug=fast), a 2-job multirun, evaluate and predict on its checkpoint,
-S3's two stages."""
+"""Bottom-up end to end through the CLI: a 2-job multirun of debug=fast (droppers none and has), evaluate and
+predict on its first job's checkpoint (one test: the runs are most of its time); S3's two stages."""
 
 from __future__ import annotations
 
@@ -13,12 +13,24 @@ from tests.helpers import run_cli
 pytestmark = pytest.mark.slow
 
 
-def test_bottomup_run_then_evaluate_and_predict(tmp_path):
-    run_dir = tmp_path / "run"
+def test_bottomup_multirun_then_evaluate_and_predict(tmp_path):
+    """A 2-job multirun (dropper=none,has); job 0 (`paradigm=bottomup debug=fast`) evaluated and predicted."""
+    sweep = tmp_path / "sweep"
     proc = run_cli(
-        "aidpose.train", "paradigm=bottomup", "debug=fast", f"hydra.run.dir={run_dir}", cwd=tmp_path
-    )
+        "aidpose.train", "-m", "paradigm=bottomup", "debug=fast", "dropper=none,has", f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == ["0", "1"]
+    fractions = {}
+    for job, dropper in zip(jobs, ["none", "has"], strict=True):
+        summary = json.loads((sweep / job / "metrics.json").read_text())
+        assert summary["choices"]["dropper"] == dropper and summary["choices"]["paradigm"] == "bottomup"
+        fractions[dropper] = summary["aid_dropped_kpt_frac"]
+    assert fractions["none"] == 0.0 and 0.0 < fractions["has"] < 1.0  # Hide-and-Seek hides whole-image cells
+
+    run_dir = sweep / "0"
     summary = json.loads((run_dir / "metrics.json").read_text())
     assert set(summary["metrics"]) >= {"AP", "AP50", "AR", "AP_vis", "AP_invis"}
     assert (
@@ -61,23 +73,6 @@ def test_bottomup_run_then_evaluate_and_predict(tmp_path):
         cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode != 0 and "finds every person without boxes" in proc.stderr
-
-
-def test_bottomup_multirun_with_droppers(tmp_path):
-    sweep = tmp_path / "sweep"
-    proc = run_cli(
-        "aidpose.train", "-m", "paradigm=bottomup", "debug=fast", "dropper=none,has", "logger=none",
-        f"hydra.sweep.dir={sweep}", cwd=tmp_path,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
-    assert jobs == ["0", "1"]
-    fractions = {}
-    for job, dropper in zip(jobs, ["none", "has"], strict=True):
-        summary = json.loads((sweep / job / "metrics.json").read_text())
-        assert summary["choices"]["dropper"] == dropper and summary["choices"]["paradigm"] == "bottomup"
-        fractions[dropper] = summary["aid_dropped_kpt_frac"]
-    assert fractions["none"] == 0.0 and 0.0 < fractions["has"] < 1.0  # Hide-and-Seek hides whole-image cells
 
 
 def test_bottomup_s3_two_stages(tmp_path):

@@ -23,7 +23,7 @@ def sorted_results(results: list[dict]) -> tuple[list[tuple[int, float]], np.nda
 
 
 def test_two_process_ddp_equals_one_process(
-    eval_gt_run, tiny_checkpoint, coco_mini_odd, coco_dataset_args, tmp_path
+    eval_gt_run, tiny_checkpoint, coco_mini_odd, coco_dataset_args, tmp_path, ddp_slot
 ):
     run_dir = tmp_path / "run"
     args = [f"ckpt_path={tiny_checkpoint}", *coco_dataset_args(coco_mini_odd), "trainer=ddp_cpu"]

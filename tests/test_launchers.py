@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -35,42 +34,33 @@ def test_launcher_configs_compose(tmp_path):
     assert cpu_slurm.nodes == 1  # trainer=cpu has no num_nodes
 
 
-@pytest.fixture(scope="module")
-def joblib_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two debug=fast jobs (seeds 0 and 1) run side by side through the joblib launcher."""
-    root = tmp_path_factory.mktemp("joblib_sweep")
-    sweep = root / "sweep"
+@pytest.mark.slow
+def test_joblib_sweep_runs_both_jobs_and_the_report_reads_them_back(tmp_path):
+    """Two debug=fast jobs (seeds 0 and 1) side by side through the joblib launcher; aidpose.report on them."""
+    sweep = tmp_path / "sweep"
     proc = run_cli(
         "aidpose.train", "-m", "hydra/launcher=parallel", "debug=fast", "seed=0,1", "logger=csv",
-        f"hydra.sweep.dir={sweep}", cwd=root,
+        f"hydra.sweep.dir={sweep}", cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in proc.stderr + proc.stdout
-    return sweep
-
-
-@pytest.mark.slow
-def test_joblib_sweep_runs_both_jobs(joblib_sweep):
     for job, seed in (("0", 0), ("1", 1)):
-        summary = json.loads((joblib_sweep / job / "metrics.json").read_text())
+        summary = json.loads((sweep / job / "metrics.json").read_text())
         assert summary["epochs"] == 1 and summary["choices"]["debug"] == "fast"
-        assert f"seed={seed}" in (joblib_sweep / job / ".hydra" / "overrides.yaml").read_text()
+        assert f"seed={seed}" in (sweep / job / ".hydra" / "overrides.yaml").read_text()
 
-
-@pytest.mark.slow
-def test_report_of_the_joblib_sweep_reads_back_the_runs(joblib_sweep):
-    assert report_main([str(joblib_sweep)]) == 0
-    out = joblib_sweep / "report"
+    assert report_main([str(sweep)]) == 0
+    out = sweep / "report"
     report = json.loads((out / "report.json").read_text())
     (cell,) = report["cells"]  # seeds 0 and 1 are one configuration
     assert cell["n"] == 2 and cell["seeds"] == ["0", "1"] and report["unfinished"] == []
     assert cell["config"]["debug"] == "fast" and not {"seed", "logger"} & set(cell["config"])
-    summaries = [json.loads((joblib_sweep / job / "metrics.json").read_text()) for job in ("0", "1")]
+    summaries = [json.loads((sweep / job / "metrics.json").read_text()) for job in ("0", "1")]
     for metric in report["metrics"]:
         assert cell["metrics"][metric]["values"] == [s["metrics"][metric] for s in summaries]
     losses = []
     for job in ("0", "1"):
-        with (joblib_sweep / job / "csv" / "version_0" / "metrics.csv").open() as f:
+        with (sweep / job / "csv" / "version_0" / "metrics.csv").open() as f:
             losses += [float(r["train/loss_epoch"]) for r in csv.DictReader(f) if r["train/loss_epoch"]]
     loss = cell["curves"]["train/loss_epoch"]
     assert loss["epoch"] == [1] and loss["min"] == [min(losses)] and loss["max"] == [max(losses)]

@@ -147,7 +147,7 @@ def test_s3_two_stages_resume_inside_stage2_and_stage1_ckpt(tmp_path):
     assert read_results(skipped / "stage2") == read_results(run_dir / "stage2")
 
 
-def test_ddp_sweep_keeps_searchpath_and_config_name_and_survives_a_failed_job(tmp_path):
+def test_ddp_sweep_keeps_searchpath_and_config_name_and_survives_a_failed_job(tmp_path, ddp_slot):
     """2 jobs × 2 processes: job 0 fails inside fit (negative LR), job 1 trains with a primary config from
     ``--config-dir``/``--config-name`` and a dropper config that exists only in a ``hydra.searchpath`` folder;
     its checkpoint evaluated in one process gives the metrics the DDP run logged."""
