@@ -18,7 +18,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from aidpose.runtime import CONFIG_PATH
+from aidpose.runtime import CONFIG_PATH, require_checkpoint_file
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="evaluate")
@@ -28,6 +28,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    require_checkpoint_file(cfg.ckpt_path)  # before the heavy imports
     import pytorch_lightning as pl
 
     from aidpose.builders import build_datamodule, config_from_checkpoint, load_module_from_checkpoint

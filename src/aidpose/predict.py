@@ -17,7 +17,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from aidpose.runtime import CONFIG_PATH
+from aidpose.runtime import CONFIG_PATH, require_checkpoint_file
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 BoxTable = dict[str, tuple[np.ndarray, np.ndarray]]
@@ -156,6 +156,7 @@ def predict_people(module: Any, image: np.ndarray, image_id: int) -> list[dict[s
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
+    require_checkpoint_file(cfg.ckpt_path)  # before the heavy imports
     import cv2
 
     from aidpose.builders import config_from_checkpoint, load_module_from_checkpoint

@@ -178,3 +178,15 @@ def dropper_option(name: str, field: str) -> dict[str, Any]:
     if node is None:
         raise ValueError(f"{field}={name!r} drops nothing: choose a dropper (e.g. cutout)")
     return OmegaConf.to_container(node, resolve=True)
+
+
+def require_checkpoint_file(path: str | Path) -> Path:
+    """``path`` as a Path if it is a file, else a clear error; cheap, so entry points call it before the heavy
+    imports (a wrong ``ckpt_path=`` fails in a second, not after torch and Lightning have loaded)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint {path} does not exist: pass a checkpoint written by aidpose.train "
+            "(<run dir>/last.ckpt or best.ckpt)"
+        )
+    return path

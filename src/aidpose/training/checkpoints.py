@@ -13,6 +13,8 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch import nn
 
+from aidpose.runtime import require_checkpoint_file
+
 
 class LastCheckpoint(ModelCheckpoint):
     """``<dirpath>/last.ckpt``: the state at the end of the last finished epoch, written after every epoch.
@@ -66,9 +68,7 @@ def read_checkpoint(path: str | Path) -> dict:
     Loads with ``weights_only=True``: tensors and plain containers only, never pickled code, so an
     untrusted checkpoint cannot run anything.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    path = require_checkpoint_file(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
