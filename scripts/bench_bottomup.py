@@ -190,6 +190,16 @@ def decoding(repeats: int) -> dict[str, Any]:
     }
 
 
+def imread_ms(files: list[Path], repeats: int = 20) -> float:
+    """CPU ms to decode one of the COCO photos with cv2: compare it across days to tell a slow machine from a
+    slow pipeline (../shared/performance-notes.md measured ~1.4 ms on this kind of machine)."""
+    cpu = time.process_time()
+    for _ in range(repeats):
+        for file in files:
+            cv2.imread(str(file))
+    return round((time.process_time() - cpu) / (repeats * len(files)) * 1e3, 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=300)
@@ -215,6 +225,7 @@ def main() -> None:
             args.coco_mini / "test_coco.json", args.coco_mini, args.samples
         )
     results["decode_30_people"] = decoding(args.repeats)
+    results["machine_check_cv2_imread_coco_photo_ms"] = imread_ms(sorted(args.coco_mini.glob("*.jpg")))
     print(json.dumps(results, indent=2, ensure_ascii=False))
 
 

@@ -65,3 +65,13 @@ def test_bench_droppers_prints_its_json(repo_root, coco_mini, tmp_path, capsys):
         shares = pipeline[dataset]["droppers"]
         assert set(shares) == {"Cutout", "RandomErasing", "HideAndSeek", "GridMask"}
         assert all(0 <= row["dropper_share"] < 1 for row in shares.values())
+
+
+def test_bench_bottomup_pipeline_and_decoding_agree_with_the_reference(repo_root, coco_mini):
+    bench = load_script(repo_root, "bench_bottomup")
+    pipeline = bench.pipeline(coco_mini / "test_coco.json", coco_mini, samples=3)
+    assert pipeline["images"] == 4 and pipeline["samples_per_cpu_s"] > 0
+    decoding = bench.decoding(repeats=1)
+    assert decoding["people_found"] == decoding["people"] == 30 and decoding["same_as_reference"]
+    assert decoding["max_error_input_px"] < 0.5  # the 30 people are found where they were drawn
+    assert bench.imread_ms(sorted(coco_mini.glob("*.jpg")), repeats=1) > 0
