@@ -23,6 +23,12 @@ def masked_heatmap_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Ten
 PUSH_KINDS = ("exp", "max")
 
 
+def check_push_kind(push_kind: str, option: str = "push_kind") -> None:
+    """A clear error naming ``option`` when ``push_kind`` is not one of :data:`PUSH_KINDS`."""
+    if push_kind not in PUSH_KINDS:
+        raise ValueError(f"{option}: unknown {push_kind!r}; choose one of {list(PUSH_KINDS)}")
+
+
 def associative_embedding_loss(
     tags: torch.Tensor, keypoint_indices: torch.Tensor, push_kind: str = "exp"
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,8 +43,7 @@ def associative_embedding_loss(
       ``push_kind="exp"`` (HigherHRNet's COCO setting) or ``f(d) = max(0, 1 - |d|)`` for ``"max"``: the exp push
       has no gradient when all tags are equal (as at initialisation), the max push a constant one.
     """
-    if push_kind not in PUSH_KINDS:
-        raise ValueError(f"push_kind: unknown {push_kind!r}; choose one of {list(PUSH_KINDS)}")
+    check_push_kind(push_kind)
     b = tags.shape[0]
     flat = tags.reshape(b, -1).float()
     index, valid = keypoint_indices[..., 0].long(), keypoint_indices[..., 1].float()  # (B, P, K)
@@ -90,10 +95,7 @@ class BottomUpLoss(nn.Module):
         self.heatmap_weight = heatmap_weight
         self.push_weight = push_weight
         self.pull_weight = pull_weight
-        if push_kind not in PUSH_KINDS:
-            raise ValueError(
-                f"paradigm.loss.push_kind: unknown {push_kind!r}; choose one of {list(PUSH_KINDS)}"
-            )
+        check_push_kind(push_kind, "paradigm.loss.push_kind")
         self.push_kind = push_kind
 
     def forward(
