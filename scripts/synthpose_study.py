@@ -1,12 +1,13 @@
 """The SynthPose AID study (docs/results/synthpose_aid.md): run its cells in protocol order, resume, collect.
 
-    python scripts/synthpose_study.py                     # S1's scale by the protocol's rule, then every cell
+    python scripts/synthpose_study.py                     # the setting by the protocol's rule, then every cell
     python scripts/synthpose_study.py --cells E3,E4 --seeds 0 --dry-run
-    python scripts/synthpose_study.py --s1-scale 0.2      # skip the rule (not the protocol's study)
+    python scripts/synthpose_study.py --s1-scale 0.2 --num-train 800   # skip the rule (not the protocol's study)
 
-S1's scale: the protocol's rule (``convergence_gain``) on baseline runs ``S1x<scale>_seed0`` in
-``RESULTS/../convergence/``, candidates in order, stopping at the first that passes; ``convergence.json`` records
-the measurements. E1's seed-0 run at the chosen scale is that convergence run (the same command), copied.
+The setting: the protocol's rule (``convergence_gain``) on baseline runs ``S1x<scale>[_n<images>]_seed0`` in
+``RESULTS/../convergence/``, candidate (training images, S1 scale) pairs in ``CANDIDATES`` order, stopping at the
+first that passes; ``convergence.json`` records the measurements. E1's seed-0 run in the chosen setting is that
+convergence run (the same command), copied.
 
 Each (cell, seed) trains with ``python -m aidpose.train`` into ``RUNS/<cell>_seed<k>/`` (git-ignored; a run that
 has a ``last.ckpt`` but no ``metrics.json`` is resumed from it), and when it has finished, its small outputs
@@ -47,7 +48,11 @@ COMMON = [
     "trainer.check_val_every_n_epoch=1",
     "trainer.enable_progress_bar=false",
 ]
-SCALES = (0.2, 0.4, 0.8)  # S1 scales the rule tries, in order (0.1 fails on the committed default run)
+# (SynthPose training images, S1 scale) the rule tries, in order: the largest training set first, then the
+# smallest scale. Only pairs whose S2 run fits a working session are candidates (protocol, amendment of
+# 2026-12-01 07:45: S2 <= 2 h with both cores idle); 0.1 at 1,600 images fails on the committed default run.
+CANDIDATES = ((1600, 0.2), (800, 0.2), (800, 0.4), (400, 0.2), (400, 0.4))
+FULL_TRAIN_SET = 1600  # conf/dataset/synthpose.yaml; runs on it keep their original names (no _n suffix)
 GAIN_LIMIT = (
     0.005  # AP gained over the last fifth of the full-LR phase below which the baseline has converged
 )
@@ -63,9 +68,20 @@ def planned_runs(cells: list[str], seeds: list[int]) -> list[tuple[str, int]]:
     return runs
 
 
-def train_overrides(cell: str, seed: int, s1_scale: float, results: Path) -> list[str]:
+def setting_overrides(num_train: int, s1_scale: float) -> list[str]:
+    """The overrides of a study setting (training-set size, S1 scale) shared by every cell."""
+    size = [] if num_train == FULL_TRAIN_SET else [f"dataset.source.num_train={num_train}"]
+    return [*size, f"schedule.scale={s1_scale}"]
+
+
+def convergence_name(num_train: int, s1_scale: float) -> str:
+    size = "" if num_train == FULL_TRAIN_SET else f"_n{num_train}"
+    return f"S1x{s1_scale:g}{size}_seed0"
+
+
+def train_overrides(cell: str, seed: int, num_train: int, s1_scale: float, results: Path) -> list[str]:
     """The command line of a cell; E5 starts stage 2 from E1's final weights when that run is on this machine."""
-    overrides = [*COMMON, *CELLS[cell], f"seed={seed}", f"schedule.scale={s1_scale}"]
+    overrides = [*COMMON, *CELLS[cell], f"seed={seed}", *setting_overrides(num_train, s1_scale)]
     provenance = results / f"E1_seed{seed}" / "provenance.json"
     if cell == "E5" and provenance.is_file():
         stage1 = Path(json.loads(provenance.read_text())["run_dir"]) / "last.ckpt"
@@ -169,26 +185,37 @@ def train_and_collect(
     return True
 
 
-def choose_s1_scale(runs: Path, results: Path, commit: str, dry_run: bool) -> float | None:
-    """The protocol's rule: the first scale in SCALES whose baseline S1 run gains < GAIN_LIMIT (None: none)."""
+def choose_setting(runs: Path, results: Path, commit: str, dry_run: bool) -> tuple[int, float] | None:
+    """The protocol's rule: the first (training images, S1 scale) in CANDIDATES whose baseline S1 run gains
+    < GAIN_LIMIT (None: not decided yet, or none passed)."""
     folder = results.parent / "convergence"
     measured = []
-    for scale in SCALES:
-        name = f"S1x{scale:g}_seed0"
-        overrides = [*COMMON, *CELLS["E1"], "seed=0", f"schedule.scale={scale}"]
+    for num_train, scale in CANDIDATES:
+        name = convergence_name(num_train, scale)
+        overrides = [*COMMON, *CELLS["E1"], "seed=0", *setting_overrides(num_train, scale)]
         if not train_and_collect(overrides, runs / name, folder / name, commit, dry_run) or dry_run:
             return None
         from aidpose.report.runs import read_run
 
         m1 = first_milestone(folder / name)
         gain = convergence_gain(read_run(folder / name).curves["val/AP"], m1)
-        measured.append({"scale": scale, "first_milestone": m1, "gain": gain, "passes": gain < GAIN_LIMIT})
+        measured.append(
+            {
+                "num_train": num_train,
+                "scale": scale,
+                "first_milestone": m1,
+                "gain": gain,
+                "passes": gain < GAIN_LIMIT,
+            }
+        )
         (folder / "convergence.json").write_text(
             json.dumps({"limit": GAIN_LIMIT, "runs": measured}, indent=1)
         )
-        print(f"[study] S1 x{scale:g}: gain {100 * gain:+.2f} AP over the last fifth of the full-LR phase")
+        print(
+            f"[study] S1 x{scale:g}, {num_train} images: gain {100 * gain:+.2f} AP over the last fifth of the full-LR phase"
+        )
         if gain < GAIN_LIMIT:
-            return scale
+            return num_train, scale
     return None
 
 
@@ -197,6 +224,9 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--s1-scale", type=float, help="skip the protocol's rule and use this schedule.scale")
+    parser.add_argument(
+        "--num-train", type=int, default=FULL_TRAIN_SET, help="training images with --s1-scale"
+    )
     parser.add_argument("--cells", default=",".join(CELLS), help="subset of " + ",".join(CELLS))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument(
@@ -213,20 +243,24 @@ def main() -> int:
     seeds = [int(s) for s in args.seeds.split(",") if s]
     git = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True)
     commit = git.stdout.strip()
-    scale = args.s1_scale or choose_s1_scale(args.runs, args.results, commit, args.dry_run)
-    if scale is None:
+    if args.s1_scale:
+        setting = (args.num_train, args.s1_scale)
+    else:
+        setting = choose_setting(args.runs, args.results, commit, args.dry_run)
+    if setting is None:
         print(
-            "[study] S1's scale is not decided (convergence runs unfinished, or none passed): see the protocol"
+            "[study] the setting is not decided (convergence runs unfinished, or none passed): see the protocol"
         )
         return 0 if args.dry_run else 1
+    num_train, scale = setting
     failed = []
     for cell, seed in planned_runs(cells, seeds):
         name = f"{cell}_seed{seed}"
         dest = args.results / name
-        convergence_run = args.results.parent / "convergence" / f"S1x{scale:g}_seed0"
+        convergence_run = args.results.parent / "convergence" / convergence_name(num_train, scale)
         if cell == "E1" and seed == 0 and finished(convergence_run) and not finished(dest):
             shutil.copytree(convergence_run, dest)  # the same command: E1 seed 0 is the convergence run
-        overrides = train_overrides(cell, seed, scale, args.results)
+        overrides = train_overrides(cell, seed, num_train, scale, args.results)
         if not train_and_collect(
             overrides, args.runs / name, dest, commit, args.dry_run, cell in args.occlusion_cells.split(",")
         ):
