@@ -50,7 +50,7 @@ COMMON = [
 ]
 # (SynthPose training images, S1 scale) the rule tries, in order: the largest training set first, then the
 # smallest scale. Only pairs whose S2 run fits a working session are candidates (protocol, amendment of
-# 2026-12-01 07:45: S2 <= 2 h with both cores idle); 0.1 at 1,600 images fails on the committed default run.
+# 2026-12-01 07:34: S2 <= 2 h with both cores idle); 0.1 at 1,600 images fails on the committed default run.
 CANDIDATES = ((1600, 0.2), (800, 0.2), (800, 0.4), (400, 0.2), (400, 0.4))
 FULL_TRAIN_SET = 1600  # conf/dataset/synthpose.yaml; runs on it keep their original names (no _n suffix)
 GAIN_LIMIT = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,18 @@ def test_collect_keeps_what_the_report_reads(study, tmp_path):
     assert collected.metrics == {"AP": 0.5} and collected.seed == "1" and collected.problem is None
     assert collected.curves["val/AP"] == {1: 0.25, 2: 0.5}
     assert json.loads((dest / "provenance.json").read_text()) == {"commit": "abc123", "run_dir": str(run)}
+
+
+def test_settings_are_searched_largest_training_set_first(study):
+    sizes = [n for n, _ in study.CANDIDATES]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] == study.FULL_TRAIN_SET
+    for n in set(sizes):  # within a training-set size, the smallest scale first
+        scales = [s for m, s in study.CANDIDATES if m == n]
+        assert scales == sorted(scales)
+    # the full training set keeps the names and command lines of the runs made before sizes were searched
+    assert study.convergence_name(1600, 0.2) == "S1x0.2_seed0"
+    assert study.setting_overrides(1600, 0.2) == ["schedule.scale=0.2"]
+    assert study.convergence_name(800, 0.4) == "S1x0.4_n800_seed0"
+    assert study.setting_overrides(800, 0.4) == ["dataset.source.num_train=800", "schedule.scale=0.4"]
+    e5 = study.train_overrides("E5", 2, 800, 0.4, Path("/nonexistent"))
+    assert "dataset.source.num_train=800" in e5 and "schedule=s3" in e5 and "seed=2" in e5
