@@ -1,14 +1,16 @@
-"""Bottom-up end to end through the CLI: a 2-job multirun of debug=fast (droppers none and has), evaluate and
-predict on its first job's checkpoint (one test: the runs are most of its time); S3's two stages."""
+"""Bottom-up end to end through the CLI: a 2-job multirun of debug=fast (droppers none and has), evaluate,
+diagnose and predict on its first job's checkpoint (one test: the runs are most of its time); S3's two stages."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from tests.helpers import run_cli
+from tests.helpers import REPO_ROOT, cli_env, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -55,6 +57,15 @@ def test_bottomup_multirun_then_evaluate_and_predict(tmp_path):
     assert json.loads((eval_dir / "results.json").read_text()) == []  # one epoch of 2 batches finds no one
     proc = run_cli("aidpose.evaluate", f"ckpt_path={ckpt_path}", "test.occlusion=cutout", cwd=tmp_path)
     assert proc.returncode != 0 and "evaluate it without test.occlusion" in proc.stderr
+    script = REPO_ROOT / "scripts" / "diagnose_bottomup.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), str(ckpt_path), "--images", "3"],
+        cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    diagnosis = json.loads(proc.stdout)
+    assert diagnosis["images"] == 3 and diagnosis["model"]["people_found"] == 0  # as evaluate: no one found
+    assert diagnosis["oracle"]["AP"] > 0.5 and diagnosis["left_right"]["pairs"] > 0
 
     images = sorted((tmp_path / "data" / "synthpose").glob("synthpose-crowd-*/images/val*/*"))[:2]
     out = tmp_path / "pred"

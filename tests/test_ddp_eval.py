@@ -1,7 +1,8 @@
-"""Distributed evaluation: a 2-process DDP run (gloo) gives the 1-process run's predictions and metrics.
+"""Distributed evaluation: a 2-process DDP run (gloo) gives the 1-process run's predictions and metrics,
+top-down and bottom-up.
 
-The val set has an odd number of instances (11), so the distributed sampler pads one rank with a repeated
-instance: gathering every rank's predictions must drop that duplicate.
+The val sets have an odd number of samples (11 person instances, 5 whole images), so the distributed sampler
+pads one rank with a repeated sample: gathering every rank's predictions must drop that duplicate.
 """
 
 from __future__ import annotations
@@ -48,5 +49,39 @@ def test_two_process_ddp_equals_one_process(
     single_ids, single_kpts = sorted_results(single_results)
     assert [i for i, _ in ddp_ids] == [i for i, _ in single_ids]
     # per-batch float noise (other batch sizes per rank) may flip the last of the 3 rounded decimals
+    np.testing.assert_allclose([s for _, s in ddp_ids], [s for _, s in single_ids], atol=1e-4)
+    np.testing.assert_allclose(ddp_kpts, single_kpts, atol=2e-3)
+
+
+def test_bottomup_two_process_ddp_equals_one_process(tmp_path, ddp_slot):
+    """A bottom-up checkpoint evaluated on 2 gloo processes finds the 1-process run's people, on 5 val images
+    (one rank gets a padding duplicate). Detection threshold -1: the one-epoch model's maps give people to
+    compare (with the default 0.1 it finds none)."""
+    train_dir = tmp_path / "train"
+    proc = run_cli(
+        "aidpose.train", "paradigm=bottomup", "debug=fast", "dataset.source.num_val=5",
+        "paradigm.codec.detection_threshold=-1", "paradigm.codec.max_people=3", f"hydra.run.dir={train_dir}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = {}
+    for name, trainer in (("single", "trainer=cpu"), ("ddp", "trainer=ddp_cpu")):
+        proc = run_cli(
+            "aidpose.evaluate", f"ckpt_path={train_dir / 'last.ckpt'}", trainer, f"hydra.run.dir={tmp_path / name}",
+            "trainer.enable_progress_bar=false", cwd=tmp_path,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs[name] = (
+            json.loads((tmp_path / name / "metrics.json").read_text()),
+            json.loads((tmp_path / name / "results.json").read_text()),
+        )
+    (single, single_results), (ddp, ddp_results) = runs["single"], runs["ddp"]
+    assert single["world_size"] == 1 and ddp["world_size"] == 2 and ddp["data"]["images"] == 5
+    assert len(single_results) == 5 * 3  # max_people on every image, each image once
+    assert len(ddp_results) == len(single_results) and ddp["num_results"] == single["num_results"]
+    assert ddp["metrics"] == pytest.approx(single["metrics"], abs=1e-9)
+    ddp_ids, ddp_kpts = sorted_results(ddp_results)
+    single_ids, single_kpts = sorted_results(single_results)
+    assert [i for i, _ in ddp_ids] == [i for i, _ in single_ids]
     np.testing.assert_allclose([s for _, s in ddp_ids], [s for _, s in single_ids], atol=1e-4)
     np.testing.assert_allclose(ddp_kpts, single_kpts, atol=2e-3)
