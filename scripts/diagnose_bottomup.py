@@ -114,7 +114,7 @@ def diagnose(ckpt_path: str, num_images: int) -> dict[str, Any]:
 
     from aidpose.builders import build_datamodule, config_from_checkpoint, load_module_from_checkpoint
     from aidpose.codecs.associative_embedding import encode_bottomup_heatmaps
-    from aidpose.data.bottomup import heatmap_to_image_matrix
+    from aidpose.data.bottomup import heatmap_to_image_matrix, load_images
     from aidpose.evaluation import evaluate_results
     from aidpose.evaluation.results import bottomup_results
     from aidpose.geometry.affine import apply_affine, invert_affine
@@ -136,6 +136,9 @@ def diagnose(ckpt_path: str, num_images: int) -> dict[str, Any]:
     datamodule.setup("validate")
     images = datamodule.val_dataset
     coco = images.coco
+    _, records, _ = load_images(images.ann_file, images.image_dir, k, run.dataset.layout)
+    no_one = np.zeros((0, k, 3), np.float32)
+    people_of = dict(zip(records.image_id.tolist(), records.keypoints, strict=True))  # labelled, not crowd
     variants = ("model", "model_heatmaps_oracle_tags", "oracle_heatmaps_model_tags", "oracle")
     found: dict[str, list[dict[str, np.ndarray]]] = {v: [] for v in variants}
     own, partner, distances, image_ids = [], [], [], []
@@ -143,19 +146,14 @@ def diagnose(ckpt_path: str, num_images: int) -> dict[str, Any]:
         item = images[i]
         image_id = item["image_id"]
         image_ids.append(image_id)
-        x = item["images"][0][None]
+        image = item["images"][0]
         with torch.no_grad():
-            outputs = module(x)
-            flipped = module(x.flip(-1)) if codec.flip_test else None
-        heat, tags = codec.merge_outputs(outputs, k, flipped, layout.flip_index)
+            outputs, heat, tags = module.scale_maps(image)
         heat, tags = heat[0], tags[0]
         size = (heat.shape[-1], heat.shape[-2])
-        matrix, input_size = np.asarray(item["matrices"][0]), (x.shape[-1], x.shape[-2])
+        matrix, input_size = np.asarray(item["matrices"][0]), (image.shape[-1], image.shape[-2])
         to_image = heatmap_to_image_matrix(matrix, input_size, size)
-        anns = [
-            a for a in coco.imgToAnns[image_id] if not a.get("iscrowd", 0) and max(a["keypoints"][2::3]) > 0
-        ]
-        people = np.array([a["keypoints"] for a in anns], np.float64).reshape(-1, k, 3)
+        people = people_of.get(image_id, no_one).astype(np.float64)
         xy, visible = apply_affine(people[..., :2], invert_affine(to_image)), people[..., 2]
         gt_heat = torch.from_numpy(encode_bottomup_heatmaps(xy, visible, size, codec.sigma))
         gt_tags = torch.from_numpy(oracle_tag_maps(xy, visible, size))
@@ -188,16 +186,20 @@ def diagnose(ckpt_path: str, num_images: int) -> dict[str, Any]:
         }
     o, p = np.concatenate(own), np.concatenate(partner)
     d = np.concatenate(distances)
+
+    def share(values: np.ndarray) -> float | None:
+        return round(float(values.mean()), 4) if len(values) else None
+
     report["left_right"] = {
         "pairs": len(o),
-        "mean_heat_at_joint": round(float(o.mean()), 4) if len(o) else None,
-        "mean_heat_at_mirror_partner": round(float(p.mean()), 4) if len(o) else None,
-        "share_higher_at_joint": round(float((o > p).mean()), 4) if len(o) else None,
+        "mean_heat_at_joint": share(o),
+        "mean_heat_at_mirror_partner": share(p),
+        "share_higher_at_joint": share(o > p),
     }
     report["tags"] = {
         "person_pairs": len(d),
         "median_distance": round(float(np.median(d)), 4) if len(d) else None,
-        "share_above_tag_threshold": round(float((d > codec.tag_threshold).mean()), 4) if len(d) else None,
+        "share_above_tag_threshold": share(d > codec.tag_threshold),
         "tag_threshold": codec.tag_threshold,
     }
     return report

@@ -23,6 +23,16 @@ def sorted_results(results: list[dict]) -> tuple[list[tuple[int, float]], np.nda
     return [(r["image_id"], r["score"]) for r in ordered], np.array([r["keypoints"] for r in ordered])
 
 
+def assert_same_results(results: list[dict], expected: list[dict]) -> None:
+    """The same people per image, scores and keypoints equal up to float noise."""
+    ids, kpts = sorted_results(results)
+    expected_ids, expected_kpts = sorted_results(expected)
+    assert [i for i, _ in ids] == [i for i, _ in expected_ids]
+    # per-batch float noise (other batch sizes per rank) may flip the last of the 3 rounded decimals
+    np.testing.assert_allclose([s for _, s in ids], [s for _, s in expected_ids], atol=1e-4)
+    np.testing.assert_allclose(kpts, expected_kpts, atol=2e-3)
+
+
 def test_two_process_ddp_equals_one_process(
     eval_gt_run, tiny_checkpoint, coco_mini_odd, coco_dataset_args, tmp_path, ddp_slot
 ):
@@ -45,12 +55,7 @@ def test_two_process_ddp_equals_one_process(
     ddp_results = json.loads((run_dir / "results.json").read_text())
     single_results = json.loads((eval_gt_run / "results.json").read_text())
     assert len(ddp_results) == len(single_results) == ddp["num_results"]
-    ddp_ids, ddp_kpts = sorted_results(ddp_results)
-    single_ids, single_kpts = sorted_results(single_results)
-    assert [i for i, _ in ddp_ids] == [i for i, _ in single_ids]
-    # per-batch float noise (other batch sizes per rank) may flip the last of the 3 rounded decimals
-    np.testing.assert_allclose([s for _, s in ddp_ids], [s for _, s in single_ids], atol=1e-4)
-    np.testing.assert_allclose(ddp_kpts, single_kpts, atol=2e-3)
+    assert_same_results(ddp_results, single_results)
 
 
 def test_bottomup_two_process_ddp_equals_one_process(tmp_path, ddp_slot):
@@ -80,8 +85,4 @@ def test_bottomup_two_process_ddp_equals_one_process(tmp_path, ddp_slot):
     assert len(single_results) == 5 * 3  # max_people on every image, each image once
     assert len(ddp_results) == len(single_results) and ddp["num_results"] == single["num_results"]
     assert ddp["metrics"] == pytest.approx(single["metrics"], abs=1e-9)
-    ddp_ids, ddp_kpts = sorted_results(ddp_results)
-    single_ids, single_kpts = sorted_results(single_results)
-    assert [i for i, _ in ddp_ids] == [i for i, _ in single_ids]
-    np.testing.assert_allclose([s for _, s in ddp_ids], [s for _, s in single_ids], atol=1e-4)
-    np.testing.assert_allclose(ddp_kpts, single_kpts, atol=2e-3)
+    assert_same_results(ddp_results, single_results)

@@ -45,6 +45,17 @@ class BottomUpPoseModule(PoseModule):
         """uint8 ``(N, 3, H, W)`` RGB images → outputs ``(N, C_i, h_i, w_i)``, lowest resolution first."""
         return list(super().forward(images))
 
+    def scale_maps(self, image: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """One test scale's (3, h, w) uint8 input → the network outputs (lowest resolution first), and the
+        heatmaps (1, K, H, W) and tags (1, K, H, W, L) with resolutions merged and the flip test if the codec
+        asks for it."""
+        x = image[None].to(self.device)
+        outputs = self(x)
+        flipped = self(x.flip(-1)) if self.codec.flip_test else None
+        k, flip_index = self.layout.num_keypoints, self.layout.flip_index
+        heatmaps, tags = self.codec.merge_outputs(outputs, k, flipped, flip_index)
+        return outputs, heatmaps, tags
+
     @torch.no_grad()
     def predict_image(self, images: Sequence[torch.Tensor], matrices: np.ndarray) -> BottomUpPrediction:
         """People of one image from its inputs at the codec's scales ((3, h_s, w_s) uint8 each) and their
@@ -53,12 +64,9 @@ class BottomUpPoseModule(PoseModule):
         Maps are merged at the size of the reference scale's largest output (scale 1 when tested, else the
         first scale) and mapped to image pixels through that scale's warp.
         """
-        k = self.layout.num_keypoints
         heatmaps, tags = [], []
         for image in images:
-            x = image[None].to(self.device)
-            flipped = self(x.flip(-1)) if self.codec.flip_test else None
-            h, t = self.codec.merge_outputs(self(x), k, flipped, self.layout.flip_index)
+            _, h, t = self.scale_maps(image)
             heatmaps.append(h)
             tags.append(t)
         ref = self.codec.scales.index(1.0) if 1.0 in self.codec.scales else 0
