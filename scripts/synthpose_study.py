@@ -6,7 +6,8 @@
 
 The setting: the protocol's rule (``convergence_gain``) on baseline runs ``S1x<scale>[_n<images>]_seed0`` in
 ``RESULTS/../convergence/``, candidate (training images, S1 scale) pairs in ``CANDIDATES`` order, stopping at the
-first that passes; ``convergence.json`` records the measurements. E1's seed-0 run in the chosen setting is that
+first that passes; if none passes, the one with the smallest gain, run as a fixed budget and reported as not
+converged. ``convergence.json`` records the measurements and the setting. E1's seed-0 run in the chosen setting is that
 convergence run (the same command), copied.
 
 Each (cell, seed) trains with ``python -m aidpose.train`` into ``RUNS/<cell>_seed<k>/`` (git-ignored; a run that
@@ -185,9 +186,18 @@ def train_and_collect(
     return True
 
 
+def decide_setting(measured: list[dict]) -> dict:
+    """The protocol's decision from the convergence runs, in CANDIDATES order: the first that passes, else
+    (amendment of 2026-12-01 11:55) the one with the smallest gain, run at a fixed budget and reported as not
+    converged."""
+    passing = [m for m in measured if m["passes"]]
+    chosen = passing[0] if passing else min(measured, key=lambda m: m["gain"])
+    return {"num_train": chosen["num_train"], "scale": chosen["scale"], "converged": bool(passing)}
+
+
 def choose_setting(runs: Path, results: Path, commit: str, dry_run: bool) -> tuple[int, float] | None:
-    """The protocol's rule: the first (training images, S1 scale) in CANDIDATES whose baseline S1 run gains
-    < GAIN_LIMIT (None: not decided yet, or none passed)."""
+    """The protocol's rule: measure CANDIDATES in order until one's baseline S1 run gains < GAIN_LIMIT, then
+    ``decide_setting`` (None: the convergence runs are unfinished)."""
     folder = results.parent / "convergence"
     measured = []
     for num_train, scale in CANDIDATES:
@@ -208,15 +218,20 @@ def choose_setting(runs: Path, results: Path, commit: str, dry_run: bool) -> tup
                 "passes": gain < GAIN_LIMIT,
             }
         )
-        (folder / "convergence.json").write_text(
-            json.dumps({"limit": GAIN_LIMIT, "runs": measured}, indent=1)
-        )
         print(
             f"[study] S1 x{scale:g}, {num_train} images: gain {100 * gain:+.2f} AP over the last fifth of the full-LR phase"
         )
         if gain < GAIN_LIMIT:
-            return num_train, scale
-    return None
+            break
+    setting = decide_setting(measured)
+    (folder / "convergence.json").write_text(
+        json.dumps({"limit": GAIN_LIMIT, "runs": measured, "setting": setting}, indent=1)
+    )
+    if not setting["converged"]:
+        print(
+            "[study] no candidate passed: the cells run at the candidate closest to passing (not converged)"
+        )
+    return setting["num_train"], setting["scale"]
 
 
 def main() -> int:
@@ -248,9 +263,7 @@ def main() -> int:
     else:
         setting = choose_setting(args.runs, args.results, commit, args.dry_run)
     if setting is None:
-        print(
-            "[study] the setting is not decided (convergence runs unfinished, or none passed): see the protocol"
-        )
+        print("[study] the setting is not decided (convergence runs unfinished): see the protocol")
         return 0 if args.dry_run else 1
     num_train, scale = setting
     failed = []

@@ -78,3 +78,13 @@ def test_settings_are_searched_largest_training_set_first(study):
     assert study.setting_overrides(800, 0.4) == ["dataset.source.num_train=800", "schedule.scale=0.4"]
     e5 = study.train_overrides("E5", 2, 800, 0.4, Path("/nonexistent"))
     assert "dataset.source.num_train=800" in e5 and "schedule=s3" in e5 and "seed=2" in e5
+
+
+def test_setting_is_the_first_passing_candidate_else_the_closest(study):
+    def m(n, scale, gain):
+        return {"num_train": n, "scale": scale, "gain": gain, "passes": gain < study.GAIN_LIMIT}
+
+    runs = [m(1600, 0.2, 0.037), m(800, 0.4, 0.004), m(400, 0.2, 0.001)]
+    assert study.decide_setting(runs) == {"num_train": 800, "scale": 0.4, "converged": True}
+    runs = [m(1600, 0.2, 0.037), m(800, 0.2, 0.047), m(400, 0.2, 0.021), m(400, 0.4, 0.037)]
+    assert study.decide_setting(runs) == {"num_train": 400, "scale": 0.2, "converged": False}
