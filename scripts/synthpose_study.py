@@ -203,7 +203,9 @@ def choose_setting(runs: Path, results: Path, commit: str, dry_run: bool) -> tup
     for num_train, scale in CANDIDATES:
         name = convergence_name(num_train, scale)
         overrides = [*COMMON, *CELLS["E1"], "seed=0", *setting_overrides(num_train, scale)]
-        if not train_and_collect(overrides, runs / name, folder / name, commit, dry_run) or dry_run:
+        if not train_and_collect(overrides, runs / name, folder / name, commit, dry_run):
+            return None
+        if not finished(folder / name):  # a dry run that would train it
             return None
         from aidpose.report.runs import read_run
 
@@ -272,7 +274,9 @@ def main() -> int:
         dest = args.results / name
         convergence_run = args.results.parent / "convergence" / convergence_name(num_train, scale)
         if cell == "E1" and seed == 0 and finished(convergence_run) and not finished(dest):
-            shutil.copytree(convergence_run, dest)  # the same command: E1 seed 0 is the convergence run
+            print(f"[study] {name}: the convergence run {convergence_run.name} (the same command)")
+            if not args.dry_run:
+                shutil.copytree(convergence_run, dest)
         overrides = train_overrides(cell, seed, num_train, scale, args.results)
         if not train_and_collect(
             overrides, args.runs / name, dest, commit, args.dry_run, cell in args.occlusion_cells.split(",")
