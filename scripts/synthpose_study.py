@@ -226,9 +226,9 @@ def choose_setting(runs: Path, results: Path, commit: str, dry_run: bool) -> tup
         if gain < GAIN_LIMIT:
             break
     setting = decide_setting(measured)
-    (folder / "convergence.json").write_text(
-        json.dumps({"limit": GAIN_LIMIT, "runs": measured, "setting": setting}, indent=1)
-    )
+    if not dry_run:
+        record = {"limit": GAIN_LIMIT, "runs": measured, "setting": setting}
+        (folder / "convergence.json").write_text(json.dumps(record, indent=1))
     if not setting["converged"]:
         print(
             "[study] no candidate passed: the cells run at the candidate closest to passing (not converged)"

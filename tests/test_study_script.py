@@ -88,3 +88,22 @@ def test_setting_is_the_first_passing_candidate_else_the_closest(study):
     assert study.decide_setting(runs) == {"num_train": 800, "scale": 0.4, "converged": True}
     runs = [m(1600, 0.2, 0.037), m(800, 0.2, 0.047), m(400, 0.2, 0.021), m(400, 0.4, 0.037)]
     assert study.decide_setting(runs) == {"num_train": 400, "scale": 0.2, "converged": False}
+
+
+def test_dry_run_decides_from_committed_runs_and_writes_nothing(
+    study, repo_root, tmp_path, monkeypatch, capsys
+):
+    import shutil
+
+    shutil.copytree(
+        repo_root / "docs" / "results" / "synthpose_aid" / "convergence", tmp_path / "convergence"
+    )
+    before = sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
+    argv = ["synthpose_study.py", "--dry-run", "--cells", "E1,E3", "--seeds", "0"]
+    argv += ["--results", str(tmp_path / "runs"), "--runs", str(tmp_path / "logs")]
+    monkeypatch.setattr("sys.argv", argv)
+    assert study.main() == 0
+    out = capsys.readouterr().out
+    assert "E1_seed0: the convergence run S1x0.2_n400_seed0" in out
+    assert "dropper=none seed=0 dataset.source.num_train=400 schedule.scale=0.2" in out  # E3 seed 0
+    assert sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
