@@ -113,6 +113,11 @@ def test_report_of_collected_runs(tmp_path, capsys):
     ]}  # fmt: skip
     (root / "cutout_seed0" / "occlusion").mkdir()
     (root / "cutout_seed0" / "occlusion" / "occlusion.json").write_text(json.dumps(occlusion))
+    for seed, shares in [(0, [(0.1, 0.3), (0.2, 0.4)]), (1, [(0.3, 0.0), (0.3, 0.1)])]:  # 2 epochs, 2 joints
+        per_epoch = [{"epoch": e, "nose": a, "left_eye": b} for e, (a, b) in enumerate(shares)]
+        (root / f"cutout_seed{seed}" / "aid_dropped_per_joint.json").write_text(json.dumps(per_epoch))
+    no_drop = [{"epoch": 0, "nose": 0.0, "left_eye": 0.0}]
+    (root / "none_seed0" / "aid_dropped_per_joint.json").write_text(json.dumps(no_drop))
 
     assert main([str(root), "--metrics", "AP", "AP50", "APL"]) == 0
     out = root / "report"
@@ -125,6 +130,9 @@ def test_report_of_collected_runs(tmp_path, capsys):
     assert none["metrics"]["AP"]["delta"] is None
     assert cutout["curves"]["val/AP"]["epoch"] == [1, 2]
     assert cutout["occlusion"]["cutout"][1]["AP"]["mean"] == pytest.approx(0.2)
+    # nose: epochs (0.1, 0.2) → 0.15 and (0.3, 0.3) → 0.3, over seeds 0.225; left_eye: (0.35 + 0.05) / 2
+    assert cutout["dropped"] == pytest.approx({"nose": 0.225, "left_eye": 0.2})
+    assert none["dropped"] == {}  # nothing hidden: no column
     assert sorted(Path(u["run"]).name for u in report["unfinished"]) == ["cutout_seed2", "cutout_seed3"]
     assert "seed" in report["ignored_keys"]
     assert cutout["config"] == {
@@ -137,6 +145,7 @@ def test_report_of_collected_runs(tmp_path, capsys):
     assert "| dropper=cutout | 2 | 35.0 ± 2.8 (+4.0) | 70.0 ± 5.7 (+8.0) | n/a |" in table
     assert "| dropper=none | 2 | 31.0 ± 1.4 | 62.0 ± 2.8 | n/a |" in table
     assert "1 of 2 epochs trained" in table and "no metrics.json" in table
+    assert "| joint | dropper=cutout |\n|---|---|\n| nose | 22.5 |\n| left_eye | 20.0 |" in table
     assert table in capsys.readouterr().out
     assert (out / "curves.png").stat().st_size > 10_000
     assert (out / "occlusion_cutout.png").stat().st_size > 10_000

@@ -7,7 +7,9 @@ A run folder (written by ``python -m aidpose.train``, or a copy of its small fil
 - ``.hydra/overrides.yaml`` and ``.hydra/config.yaml`` (``.hydra/hydra.yaml`` for the choices of a run that
   never wrote ``metrics.json``);
 - per-epoch logs: ``metrics.csv`` at the top, else Lightning's ``csv/version_*/metrics.csv`` (S3: in ``stage2/``);
-- optionally ``occlusion.json`` (``aidpose.evaluate test.occlusion=...``) in the folder or one sub-folder.
+- optionally ``occlusion.json`` (``aidpose.evaluate test.occlusion=...``) in the folder or one sub-folder;
+- optionally ``aid_dropped_per_joint.json``: per epoch, the share of each joint's labelled keypoints the dropper
+  hid in the training crops (S3: stage 2's).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Run:
     problem: str | None = None  # why the run is not a finished one (None: finished)
     curves: dict[str, dict[int, float]] = field(default_factory=dict)  # column → {epochs done: value}
     occlusion: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # test-time dropper → rows
+    dropped: dict[str, float] = field(default_factory=dict)  # joint → share hidden by the dropper, epoch mean
 
 
 def find_run_dirs(path: Path) -> list[Path]:
@@ -140,6 +143,15 @@ def occlusion_reports(path: Path) -> dict[str, list[dict[str, Any]]]:
     return reports
 
 
+def dropped_shares(path: Path) -> dict[str, float]:
+    """Mean over epochs of each joint's share hidden by the training dropper ({} without the file)."""
+    folder = path / "stage2" if (path / "stage2" / "aid_dropped_per_joint.json").is_file() else path
+    file = folder / "aid_dropped_per_joint.json"
+    epochs = json.loads(file.read_text()) if file.is_file() else []
+    joints = [k for k in (epochs[0] if epochs else {}) if k != "epoch"]
+    return {j: sum(e[j] for e in epochs) / len(epochs) for j in joints}
+
+
 def expected_epochs(summary: dict[str, Any] | None, config: dict[str, Any]) -> int | None:
     """Configured number of epochs: ``max_epochs`` in metrics.json, else the schedule of ``.hydra/config.yaml``."""
     if summary and summary.get("max_epochs") is not None:
@@ -184,4 +196,5 @@ def read_run(path: Path, ignore: Iterable[str] = ()) -> Run:
         problem=run_problem(summary, expected_epochs(summary, config_yaml)),
         curves=read_epoch_curves(rows),
         occlusion=occlusion_reports(path),
+        dropped=dropped_shares(path),
     )

@@ -108,6 +108,13 @@ def occlusion_stats(reports: Sequence[list[dict[str, Any]]]) -> list[dict[str, A
     return sorted(out, key=lambda e: e["occluded_area"])
 
 
+def dropped_stats(shares: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Per joint, the mean over runs of the share the dropper hid; {} when no run hid anything."""
+    joints = [j for j in (shares[0] if shares else {}) if all(j in s for s in shares)]
+    means = {j: statistics.fmean(s[j] for s in shares) for j in joints}
+    return means if any(means.values()) else {}
+
+
 def build_report(
     runs: Sequence[Run],
     metrics: Sequence[str] = TABLE_METRICS,
@@ -151,6 +158,7 @@ def build_report(
                     d: occlusion_stats([r.occlusion[d] for r in cell_runs if d in r.occlusion])
                     for d in test_droppers
                 },
+                "dropped": dropped_stats([r.dropped for r in cell_runs]),
             }
         )
     return {
@@ -175,6 +183,28 @@ def row_order(config: dict[str, str], baseline: tuple[str, str]) -> tuple[Any, .
     """Rows of one family together, its baseline row first."""
     key, value = baseline
     return (sorted(family(config, key).items()), config.get(key) != value, sorted(config.items()))
+
+
+def dropped_table(cells: Sequence[dict[str, Any]]) -> list[str]:
+    """Markdown lines: per joint (rows), the share each dropper row hid in training (no lines without one)."""
+    if not cells:
+        return []
+    joints = list(cells[0]["dropped"])
+    lines = [
+        "",
+        "## Keypoints hidden by the training dropper",
+        "",
+        "Share of each joint's labelled keypoints inside a dropped region of the training input, mean over "
+        "epochs and seeds (percent).",
+        "",
+        "| joint | " + " | ".join(c["label"] for c in cells) + " |",
+        "|---|" + "---|" * len(cells),
+    ]
+    for joint in joints:
+        lines.append(
+            f"| {joint} | " + " | ".join(f"{100 * c['dropped'].get(joint, 0):.1f}" for c in cells) + " |"
+        )
+    return lines
 
 
 def markdown(report: dict[str, Any], figures: Sequence[str] = ()) -> str:
@@ -205,6 +235,7 @@ def markdown(report: dict[str, Any], figures: Sequence[str] = ()) -> str:
         ]
     if figures:
         lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures]
+    lines += dropped_table([c for c in cells if c["dropped"]])
     unfinished = report["unfinished"]
     lines += ["", f"## Unfinished or failed runs ({len(unfinished)}, not in the table)", ""]
     if unfinished:
