@@ -97,7 +97,9 @@ def collect(run_dir: Path, dest: Path, commit: str) -> None:
     For S3 (``stage1/``, ``stage2/`` inside the run folder) the curves and dropped shares are stage 2's; the
     top-level ``metrics.json`` is stage 2's and links stage 1.
     """
-    last = run_dir / "stage2" if (run_dir / "stage2").is_dir() else run_dir
+    from aidpose.report.runs import last_stage
+
+    last = last_stage(run_dir)
     files = [(run_dir / "metrics.json", "metrics.json")]
     files += [(run_dir / ".hydra" / n, f".hydra/{n}") for n in ("config.yaml", "overrides.yaml")]
     files += [(last / "aid_dropped_per_joint.json", "aid_dropped_per_joint.json")]
@@ -203,9 +205,8 @@ def choose_setting(runs: Path, results: Path, commit: str, dry_run: bool) -> tup
     for num_train, scale in CANDIDATES:
         name = convergence_name(num_train, scale)
         overrides = [*COMMON, *CELLS["E1"], "seed=0", *setting_overrides(num_train, scale)]
-        if not train_and_collect(overrides, runs / name, folder / name, commit, dry_run):
-            return None
-        if not finished(folder / name):  # a dry run that would train it
+        trained = train_and_collect(overrides, runs / name, folder / name, commit, dry_run)
+        if not trained or not finished(folder / name):  # failed, or a dry run that would train it
             return None
         from aidpose.report.runs import read_run
 

@@ -122,13 +122,17 @@ def read_epoch_curves(rows: Iterable[dict[str, str]]) -> dict[str, dict[int, flo
     return {column: dict(sorted(points.items())) for column, points in curves.items()}
 
 
+def last_stage(path: Path) -> Path:
+    """The folder of a run's last stage: ``stage2/`` in an S3 run folder, else the run folder itself."""
+    return path / "stage2" if (path / "stage2").is_dir() else path
+
+
 def csv_logs(path: Path) -> list[Path]:
     """The run's per-epoch CSV logs, oldest first (an S3 run's: its last stage's, ``stage2/``)."""
     if (path / "metrics.csv").is_file():
         return [path / "metrics.csv"]
-    folder = path / "stage2" if (path / "stage2" / "csv").is_dir() else path
     return sorted(
-        folder.glob("csv/version_*/metrics.csv"),
+        last_stage(path).glob("csv/version_*/metrics.csv"),
         key=lambda p: natural_key(p.parent.name.removeprefix("version_")),
     )
 
@@ -145,8 +149,7 @@ def occlusion_reports(path: Path) -> dict[str, list[dict[str, Any]]]:
 
 def dropped_shares(path: Path) -> dict[str, float]:
     """Mean over epochs of each joint's share hidden by the training dropper ({} without the file)."""
-    folder = path / "stage2" if (path / "stage2" / "aid_dropped_per_joint.json").is_file() else path
-    file = folder / "aid_dropped_per_joint.json"
+    file = last_stage(path) / "aid_dropped_per_joint.json"
     epochs = json.loads(file.read_text()) if file.is_file() else []
     joints = [k for k in (epochs[0] if epochs else {}) if k != "epoch"]
     return {j: sum(e[j] for e in epochs) / len(epochs) for j in joints}
