@@ -47,6 +47,21 @@ def test_baseline_config_swaps_the_key_and_drops_its_sub_keys():
     assert baseline_config({"dropper": "none", "schedule": "s2"}, ("dropper", "none")) is None
 
 
+def test_baseline_config_keeps_the_sub_keys_a_baseline_row_shares():
+    s1 = {"dropper": "cutout", "schedule": "s1", "schedule.scale": "0.2"}
+    rows = [
+        {"dropper": "cutout", "schedule": "s2"},
+        {"dropper": "cutout", "schedule": "s2", "schedule.scale": "0.4"},
+        {"dropper": "cutout", "schedule": "s2", "schedule.scale": "0.2"},
+        {"dropper": "none", "schedule": "s2", "schedule.scale": "0.2"},
+    ]
+    assert baseline_config(s1, ("schedule", "s2"), rows) == rows[2]
+    assert (
+        baseline_config(s1, ("schedule", "s2"), rows[:2]) == rows[0]
+    )  # no shared scale: the fewest extra keys
+    assert baseline_config(s1, ("schedule", "s2")) == {"dropper": "cutout", "schedule": "s2"}
+
+
 def test_mean_std_and_formatting():
     mean, std = mean_std([0.2, 0.4])
     assert mean == pytest.approx(0.3) and std == pytest.approx(math.sqrt(0.02))  # sample std (n - 1)

@@ -21,17 +21,27 @@ def group_runs(runs: Iterable[Run]) -> dict[tuple[tuple[str, str], ...], list[Ru
     return cells
 
 
-def baseline_config(config: dict[str, str], baseline: tuple[str, str]) -> dict[str, str] | None:
-    """The configuration this one is compared with: ``key=value`` set, the key's own sub-keys dropped.
+def baseline_config(
+    config: dict[str, str], baseline: tuple[str, str], available: Iterable[dict[str, str]] = ()
+) -> dict[str, str] | None:
+    """The configuration this one is compared with; None for a baseline row itself.
 
-    ``dropper=cutout dropper.p=0.5 schedule=s2`` → ``dropper=none schedule=s2``; None for a baseline row itself.
+    Among the ``available`` rows with ``key=value`` and otherwise the same configuration, the one that shares the
+    most of this row's sub-keys of ``key`` (``schedule=s1 schedule.scale=0.2`` → ``schedule=s2
+    schedule.scale=0.2``). Without such a row, the nominal one: ``key=value``, the key's sub-keys dropped
+    (``dropper=cutout dropper.p=0.5 schedule=s2`` → ``dropper=none schedule=s2``).
     """
     key, value = baseline
     if config.get(key) == value:
         return None
-    compared = {k: v for k, v in config.items() if not k.startswith(f"{key}.")}
-    compared[key] = value
-    return dict(sorted(compared.items()))
+    own = family(config, key)
+    matches = [c for c in available if c.get(key) == value and family(c, key) == own]
+    if matches:
+        return max(
+            matches,
+            key=lambda c: sum(1 if config.get(k) == v else -1 for k, v in c.items() if of_key(k, key)),
+        )
+    return dict(sorted({**own, key: value}.items()))
 
 
 def of_key(name: str, key: str) -> bool:
@@ -132,7 +142,7 @@ def build_report(
     cells = []
     for key, cell_runs in sorted(by_config.items(), key=lambda kv: row_order(dict(kv[0]), baseline)):
         config = dict(key)
-        compared = baseline_config(config, baseline)
+        compared = baseline_config(config, baseline, (dict(k) for k in by_config))
         compared_runs = by_config.get(tuple(compared.items())) if compared is not None else None
         stats = {m: metric_stats([r.metrics.get(m, -1.0) for r in cell_runs]) for m in metrics}
         for m, s in stats.items():
