@@ -68,6 +68,7 @@ def test_mean_std_and_formatting():
     assert mean_std([0.25]) == (0.25, None)
     assert format_stat(0.2345, 0.0041, 0.011) == "23.4 ± 0.4 (+1.1)"
     assert format_stat(0.2, 0.01, -0.005) == "20.0 ± 1.0 (-0.5)"
+    assert format_stat(0.2, 0.01, -0.005, 0.0123) == "20.0 ± 1.0 (-0.5 ± 1.2)"
     assert format_stat(0.5, None) == "50.0"
     assert format_stat(None, None, 0.1) == "n/a"
     # pycocotools' -1 (no ground truth) is never averaged
@@ -142,7 +143,9 @@ def test_report_of_collected_runs(tmp_path, capsys):
     assert (cutout["label"], cutout["n"], cutout["seeds"]) == ("dropper=cutout", 2, ["0", "1"])
     assert cutout["metrics"]["AP"]["mean"] == pytest.approx(0.35)
     assert cutout["metrics"]["AP"]["delta"] == pytest.approx(0.04)
-    assert none["metrics"]["AP"]["delta"] is None
+    # Welch standard error of the difference: sqrt(0.0008 / 2 + 0.0002 / 2) (sample variances of 0.33, 0.37 and 0.30, 0.32)
+    assert cutout["metrics"]["AP"]["delta_se"] == pytest.approx(math.sqrt(0.0005))
+    assert none["metrics"]["AP"]["delta"] is None and none["metrics"]["AP"]["delta_se"] is None
     assert cutout["curves"]["val/AP"]["epoch"] == [1, 2]
     assert cutout["occlusion"]["cutout"][1]["AP"]["mean"] == pytest.approx(0.2)
     # nose: epochs (0.1, 0.2) → 0.15 and (0.3, 0.3) → 0.3, over seeds 0.225; left_eye: (0.35 + 0.05) / 2
@@ -157,7 +160,7 @@ def test_report_of_collected_runs(tmp_path, capsys):
     }  # the key
 
     table = (out / "report.md").read_text()
-    assert "| dropper=cutout | 2 | 35.0 ± 2.8 (+4.0) | 70.0 ± 5.7 (+8.0) | n/a |" in table
+    assert "| dropper=cutout | 2 | 35.0 ± 2.8 (+4.0 ± 2.2) | 70.0 ± 5.7 (+8.0 ± 4.5) | n/a |" in table
     assert "| dropper=none | 2 | 31.0 ± 1.4 | 62.0 ± 2.8 | n/a |" in table
     assert "1 of 2 epochs trained" in table and "no metrics.json" in table
     assert "| joint | dropper=cutout |\n|---|---|\n| nose | 22.5 |\n| left_eye | 20.0 |" in table

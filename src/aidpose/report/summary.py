@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -67,12 +68,24 @@ def metric_stats(values: Sequence[float]) -> dict[str, Any]:
     return {"mean": mean, "std": std, "values": list(values)}
 
 
-def format_stat(mean: float | None, std: float | None, delta: float | None = None) -> str:
-    """``23.2 ± 0.4 (+1.1)`` in percent with one decimal; a fraction in, points out; ``n/a`` if undefined."""
+def difference_se(a: dict[str, Any], b: dict[str, Any]) -> float | None:
+    """Standard error of the difference of two rows' means, ``sqrt(s_a²/n_a + s_b²/n_b)`` (Welch); None unless
+    both rows have a sample std (two or more runs)."""
+    if a["std"] is None or b["std"] is None:
+        return None
+    return math.sqrt(a["std"] ** 2 / len(a["values"]) + b["std"] ** 2 / len(b["values"]))
+
+
+def format_stat(
+    mean: float | None, std: float | None, delta: float | None = None, delta_se: float | None = None
+) -> str:
+    """``23.2 ± 0.4 (+1.1 ± 0.3)`` in percent with one decimal; a fraction in, points out; ``n/a`` if undefined."""
     if mean is None:
         return "n/a"
     text = f"{100 * mean:.1f}" + ("" if std is None else f" ± {100 * std:.1f}")
-    return text if delta is None else f"{text} ({100 * delta:+.1f})"
+    if delta is None:
+        return text
+    return f"{text} ({100 * delta:+.1f}" + ("" if delta_se is None else f" ± {100 * delta_se:.1f}") + ")"
 
 
 def varying_keys(configs: Sequence[dict[str, str]]) -> list[str]:
@@ -149,6 +162,7 @@ def build_report(
             reference = metric_stats([r.metrics.get(m, -1.0) for r in compared_runs or []])
             both = s["mean"] is not None and reference["mean"] is not None
             s["delta"] = s["mean"] - reference["mean"] if both else None
+            s["delta_se"] = difference_se(s, reference) if both else None
         columns = sorted({c for r in cell_runs for c in r.curves})
         test_droppers = sorted({d for r in cell_runs for d in r.occlusion})
         cells.append(
@@ -229,13 +243,17 @@ def markdown(report: dict[str, Any], figures: Sequence[str] = ()) -> str:
         f"Rows: {report['grouping']}.",
         f"Common to every row: `{label(report['common'], list(report['common']))}`.",
         "Values: percent, mean ± sample std over the row's runs (seeds); in parentheses the difference in points "
-        f"to the same configuration with `{report['baseline']}`.",
+        f"to the same configuration with `{report['baseline']}` ± its standard error, sqrt(s²/n + s_b²/n_b) "
+        "(shown when both rows have two or more runs).",
         "",
         "| configuration | n | " + " | ".join(metrics) + " |",
         "|---|---|" + "---|" * len(metrics),
     ]
     for cell in cells:
-        values = [format_stat(s["mean"], s["std"], s["delta"]) for s in (cell["metrics"][m] for m in metrics)]
+        values = [
+            format_stat(s["mean"], s["std"], s["delta"], s["delta_se"])
+            for s in (cell["metrics"][m] for m in metrics)
+        ]
         lines.append(f"| {cell['label']} | {cell['n']} | " + " | ".join(values) + " |")
     missing = [c for c in cells if c["baseline"] is not None and not c["baseline_found"]]
     if missing:
