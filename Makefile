@@ -51,6 +51,7 @@ bench: install
 reproduce-synthpose: install
 	$(PY) scripts/synthpose_study.py $(ARGS)
 	$(PY) -m aidpose.report docs/results/synthpose_aid/runs --out docs/results/synthpose_aid/report
+	$(PY) -m aidpose.report docs/results/synthpose_aid/runs --baseline schedule=s2 --out docs/results/synthpose_aid/report_vs_s2
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
