@@ -30,8 +30,9 @@ from scipy.optimize import linear_sum_assignment
 from aidpose.codecs.associative_embedding import AssociativeEmbeddingCodec
 from aidpose.codecs.grouping import COCO_JOINT_ORDER
 from aidpose.codecs.udp_heatmap import gaussian_blur_heatmaps, udp_stride
-from aidpose.data.bottomup import BottomUpAugmentation, BottomUpDataset
+from aidpose.data.bottomup import BottomUpDataset
 from aidpose.data.sources import SynthPoseSource
+from aidpose.geometry.augment import BottomUpAugmentation
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -120,7 +121,7 @@ def reference_decode(heatmaps: np.ndarray, tags: np.ndarray, codec: AssociativeE
             groups[matched[i]]["joints"][k] = (x, y, val)
             groups[matched[i]]["tags"].append(tag)
     groups.sort(key=lambda g: -g["joints"][:, 2].mean())
-    blurred = gaussian_blur_heatmaps(heatmaps, codec.dark_kernel)
+    blurred = gaussian_blur_heatmaps(heatmaps, codec.blur_kernel)
     out = []
     for g in groups[: codec.max_people]:
         joints, person_tag = g["joints"].copy(), np.mean(g["tags"], axis=0)
@@ -162,7 +163,7 @@ def decoding(repeats: int) -> dict[str, Any]:
     to_input = (
         np.array([[1, 0, 0], [0, 1, 0]], dtype=np.float64) * udp_stride((512, 512), (256, 256))[:, None]
     )
-    prediction = codec.decode(heatmaps, tags, to_input)
+    prediction = codec.decode((heatmaps, tags), to_input)
     reference = reference_decode(heatmaps, tags, codec)
     reference_xy = reference[..., :2] * udp_stride((512, 512), (256, 256))
     recovered = [
@@ -183,7 +184,7 @@ def decoding(repeats: int) -> dict[str, Any]:
             reference.shape == prediction.keypoints.shape
             and np.allclose(reference_xy, prediction.keypoints[..., :2], atol=1e-3)
         ),
-        "vectorised_cpu_ms": round(cpu_ms(lambda: codec.decode(heatmaps, tags, to_input), repeats), 2),
+        "vectorised_cpu_ms": round(cpu_ms(lambda: codec.decode((heatmaps, tags), to_input), repeats), 2),
         "reference_loops_cpu_ms": round(
             cpu_ms(lambda: reference_decode(heatmaps, tags, codec), max(repeats // 5, 1)), 2
         ),

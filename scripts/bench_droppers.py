@@ -28,8 +28,9 @@ import numpy as np
 
 from aidpose.aid import Cutout, GridMask, HideAndSeek, InformationDropper, RandomErasing
 from aidpose.codecs import UDPHeatmapCodec
+from aidpose.data.pipeline import StageTimer
 from aidpose.data.sources import SynthPoseSource
-from aidpose.data.topdown import StageTimer, TopDownDataset
+from aidpose.data.topdown import TopDownDataset
 from aidpose.geometry.augment import TopDownAugmentation
 
 SIZES = ((256, 192), (512, 512))  # (height, width)

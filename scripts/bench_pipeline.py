@@ -26,8 +26,9 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 
 from aidpose.codecs import UDPHeatmapCodec
+from aidpose.data.pipeline import StageTimer
 from aidpose.data.sources import SynthPoseSource
-from aidpose.data.topdown import StageTimer, TopDownDataset
+from aidpose.data.topdown import TopDownDataset
 from aidpose.geometry.augment import TopDownAugmentation
 
 REPO = Path(__file__).resolve().parents[1]

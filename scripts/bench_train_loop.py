@@ -43,16 +43,16 @@ class InMemoryBatches(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {
             "image": self.images[i],
-            "target": self.targets[i],
-            "target_weight": torch.ones(self.k),
-            "dropped": torch.zeros(self.k, dtype=torch.bool),
-            "visible": torch.ones(self.k, dtype=torch.bool),
+            "heatmaps": self.targets[i],
+            "keypoint_weights": torch.ones(self.k),
+            "visible_count": torch.ones(self.k, dtype=torch.int64),
+            "dropped_count": torch.zeros(self.k, dtype=torch.int64),
         }
 
 
 def make_module(args: argparse.Namespace) -> TopDownPoseModule:
     torch.manual_seed(0)
-    net = PoseNet(TimmBackbone(args.backbone, out_index=1, feature_location=""), ConvHead, num_keypoints=17)
+    net = PoseNet(TimmBackbone(args.backbone, out_index=1, feature_location=""), ConvHead, out_channels=17)
     return TopDownPoseModule(
         net=net,
         loss=KeypointMSELoss(),
@@ -63,7 +63,6 @@ def make_module(args: argparse.Namespace) -> TopDownPoseModule:
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         test={
-            "flip": True,
             "nms": "oks",
             "nms_thr": 0.9,
             "kpt_score_thr": 0.2,
@@ -88,7 +87,7 @@ def bare_loop(module: TopDownPoseModule, loader: DataLoader, epochs: int) -> flo
     start = time.perf_counter()
     for _ in range(epochs):
         for batch in loader:
-            loss = module.loss(module(batch["image"]), batch["target"], batch["target_weight"])
+            loss = module.training_losses(batch)["loss"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

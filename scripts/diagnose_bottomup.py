@@ -3,7 +3,7 @@
 Each validation image of a bottom-up checkpoint (scale 1, the checkpoint's flip test) is decoded four ways and
 scored with the project's metric on those images:
 
-- ``model``: the model's heatmaps and tags (what validation measures, at scale 1);
+- ``model``: the model's people (``predict_people``: what validation measures, at scale 1);
 - ``model_heatmaps_oracle_tags``: the model's heatmaps, tags from the ground truth (every pixel of joint
   channel k tagged with the person whose joint k is nearest): how good the heatmaps are;
 - ``oracle_heatmaps_model_tags``: ground-truth heatmaps (the codec's encoding), the model's tags: how good the
@@ -110,13 +110,15 @@ def annotations_of(coco: Any, image_ids: list[int]) -> dict[str, Any]:
 
 
 def diagnose(ckpt_path: str, num_images: int) -> dict[str, Any]:
+    import cv2
     from omegaconf import OmegaConf
 
     from aidpose.builders import build_datamodule, config_from_checkpoint, load_module_from_checkpoint
     from aidpose.codecs.associative_embedding import encode_bottomup_heatmaps
-    from aidpose.data.bottomup import heatmap_to_image_matrix, load_images
+    from aidpose.codecs.udp_heatmap import heatmap_to_image_matrix
+    from aidpose.data.coco import load_images
     from aidpose.evaluation import evaluate_results
-    from aidpose.evaluation.results import bottomup_results
+    from aidpose.evaluation.results import coco_results
     from aidpose.geometry.affine import apply_affine, invert_affine
     from aidpose.training.checkpoints import read_checkpoint
 
@@ -148,7 +150,7 @@ def diagnose(ckpt_path: str, num_images: int) -> dict[str, Any]:
         image_ids.append(image_id)
         image = item["images"][0]
         with torch.no_grad():
-            outputs, heat, tags = module.scale_maps(image)
+            outputs, heat, tags = module.maps_at_scale(image)
         heat, tags = heat[0], tags[0]
         size = (heat.shape[-1], heat.shape[-2])
         matrix, input_size = np.asarray(item["matrices"][0]), (image.shape[-1], image.shape[-2])
@@ -157,14 +159,14 @@ def diagnose(ckpt_path: str, num_images: int) -> dict[str, Any]:
         xy, visible = apply_affine(people[..., :2], invert_affine(to_image)), people[..., 2]
         gt_heat = torch.from_numpy(encode_bottomup_heatmaps(xy, visible, size, codec.sigma))
         gt_tags = torch.from_numpy(oracle_tag_maps(xy, visible, size))
+        [model_people] = module.predict_people([cv2.imread(images.files[item["index"]], cv2.IMREAD_COLOR)])
         maps = {
-            "model": (heat, tags),
             "model_heatmaps_oracle_tags": (heat, gt_tags),
             "oracle_heatmaps_model_tags": (gt_heat, tags),
             "oracle": (gt_heat, gt_tags),
         }
-        for name, (h, t) in maps.items():
-            prediction = codec.decode(h, t, to_image)
+        predictions = {"model": model_people, **{name: codec.decode(m, to_image) for name, m in maps.items()}}
+        for name, prediction in predictions.items():
             found[name].append(
                 {"image_id": np.full(len(prediction.scores), image_id), "keypoints": prediction.keypoints,
                  "score": prediction.scores}
@@ -180,7 +182,7 @@ def diagnose(ckpt_path: str, num_images: int) -> dict[str, Any]:
     report: dict[str, Any] = {"checkpoint": ckpt_path, "images": len(image_ids)}
     for name, rows in found.items():
         predictions = {key: np.concatenate([r[key] for r in rows]) for key in rows[0]}
-        metrics = evaluate_results(truth, bottomup_results(predictions), dataset=metric)
+        metrics = evaluate_results(truth, coco_results(predictions), dataset=metric)
         report[name] = {key: round(metrics[key], 4) for key in ("AP", "AP50", "AR")} | {
             "people_found": len(predictions["score"])
         }

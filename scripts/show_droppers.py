@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from aidpose.aid import Cutout, GridMask, HideAndSeek, RandomErasing, dropped_area_share
-from aidpose.aid.viz import PersonCrop, dropper_grid, person_crops
+from aidpose.drawing import PersonCrop, dropper_grid, labelled_crops
 
 DEFAULT_COCO = Path(__file__).resolve().parents[1] / "tests" / "data" / "coco_mini"
 
@@ -72,14 +72,14 @@ def collect_crops(
 ) -> list[PersonCrop]:
     crops: list[PersonCrop] = []
     if coco_dir is not None:
-        crops += person_crops(
+        crops += labelled_crops(
             coco_dir / "test_coco.json", coco_dir, input_size=input_size, max_crops=per_source
         )
     if synthpose_cache is not None:
         from aidpose.data.synthpose import ensure_synthpose
 
         root = ensure_synthpose(synthpose_cache, num_train=0, num_val=8, seed=0)
-        crops += person_crops(
+        crops += labelled_crops(
             root / "annotations" / "person_keypoints_val.json",
             root / "images" / "val",
             input_size=input_size,

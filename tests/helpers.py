@@ -1,12 +1,18 @@
-"""Test helpers: compose the project's Hydra configs and run its CLIs in a subprocess."""
+"""Test helpers: compose the project's Hydra configs, run its CLIs in a subprocess, load its scripts, and write
+a hand-built CrowdPose folder."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
+import cv2
+import numpy as np
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -96,3 +102,49 @@ def save_start_weights() -> object:
                 torch.save(pl_module.state_dict(), Path(trainer.default_root_dir) / "start_weights.pt")
 
     return SaveStartWeights()
+
+
+def load_script(repo_root: Path, name: str) -> ModuleType:
+    """``scripts/<name>.py`` as a module (the scripts are no package)."""
+    spec = importlib.util.spec_from_file_location(name, repo_root / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_crowdpose(root: Path) -> None:
+    """CrowdPose's folder layout and format: 14 keypoints, image-level ``crowdIndex``, no segmentation."""
+    (root / "images").mkdir(parents=True)
+    (root / "json").mkdir()
+    for name in ("100000.jpg", "100001.jpg"):
+        cv2.imwrite(str(root / "images" / name), np.full((120, 160, 3), 90, np.uint8))
+    rng = np.random.default_rng(4)
+
+    def ann(ann_id: int, image_id: int, labelled: int) -> dict:
+        kps = np.zeros((14, 3))
+        kps[:labelled, :2] = rng.uniform(20, 100, (labelled, 2))
+        kps[:labelled, 2] = rng.integers(1, 3, labelled)
+        return {
+            "num_keypoints": labelled,
+            "iscrowd": 0,
+            "keypoints": kps.ravel().round(1).tolist(),
+            "image_id": image_id,
+            "bbox": [15.0, 15.0, 90.0, 90.0],
+            "category_id": 1,
+            "id": ann_id,
+        }
+
+    images = [
+        {"file_name": "100000.jpg", "id": 100000, "height": 120, "width": 160, "crowdIndex": 0.12},
+        {"file_name": "100001.jpg", "id": 100001, "height": 120, "width": 160, "crowdIndex": 0.85},
+    ]
+    for split, anns in (
+        ("trainval", [ann(1, 100000, 14), ann(2, 100000, 9), ann(3, 100001, 0)]),
+        ("test", [ann(4, 100001, 12)]),
+    ):
+        data = {
+            "images": images,
+            "annotations": anns,
+            "categories": [{"id": 1, "name": "person", "keypoints": [], "skeleton": []}],
+        }
+        (root / "json" / f"crowdpose_{split}.json").write_text(json.dumps(data))

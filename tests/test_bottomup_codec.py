@@ -22,10 +22,10 @@ from aidpose.codecs.grouping import (
     heatmap_nms,
     top_k_candidates,
 )
-from aidpose.codecs.udp_heatmap import refine_dark_udp, udp_stride
-from aidpose.data.bottomup import heatmap_to_image_matrix, inference_warps
+from aidpose.codecs.udp_heatmap import heatmap_to_image_matrix, refine_dark_udp, udp_stride
 from aidpose.data.keypoints import COCO
 from aidpose.geometry.affine import apply_affine, invert_affine
+from aidpose.geometry.inference import inference_warps
 
 
 def test_heatmaps_peak_at_subpixel_centre_and_take_max_of_overlaps() -> None:
@@ -255,7 +255,7 @@ def test_encode_decode_round_trip_recovers_keypoints_in_image_pixels() -> None:
     heatmaps, tag_maps = codec.merge_outputs([quarter, half], k)
     half_size = codec.heatmap_sizes[1]
     to_image = heatmap_to_image_matrix(matrix, input_size, half_size)
-    prediction = codec.decode(heatmaps[0], tag_maps[0], to_image)
+    prediction = codec.decode((heatmaps[0], tag_maps[0]), to_image)
     assert prediction.keypoints.shape == (num_people, k, 3)
     for p in range(num_people):
         match = np.abs(prediction.keypoints[:, visible[p] > 0, :2] - people[p][visible[p] > 0]).max(
@@ -277,5 +277,5 @@ def test_codec_rejects_bad_options() -> None:
         AssociativeEmbeddingCodec((64, 64), [(16, 16)], with_tags=[False])
     with pytest.raises(ValueError, match="scales"):
         AssociativeEmbeddingCodec((64, 64), [(16, 16)], scales=[])
-    with pytest.raises(ValueError, match="dark_kernel"):
-        AssociativeEmbeddingCodec((64, 64), [(16, 16)], dark_kernel=4)
+    with pytest.raises(ValueError, match="blur_kernel"):
+        AssociativeEmbeddingCodec((64, 64), [(16, 16)], blur_kernel=4)

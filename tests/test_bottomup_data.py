@@ -1,4 +1,4 @@
-"""Bottom-up sample pipeline: augmentation, ignore masks, BottomUpDataset items; CrowdPose loading."""
+"""Bottom-up sample pipeline: augmentation, loss masks, BottomUpDataset items; CrowdPose loading."""
 
 from __future__ import annotations
 
@@ -12,19 +12,15 @@ from pycocotools import mask as mask_utils
 
 from aidpose.codecs.associative_embedding import AssociativeEmbeddingCodec
 from aidpose.codecs.udp_heatmap import udp_stride
-from aidpose.data.bottomup import (
-    BottomUpAugmentation,
-    BottomUpDataset,
-    ignore_region,
-    image_region,
-    load_images,
-    loss_masks,
-)
-from aidpose.data.coco import load_instances
+from aidpose.data.bottomup import BottomUpDataset
+from aidpose.data.coco import load_images, load_instances
 from aidpose.data.keypoints import COCO
+from aidpose.data.loss_masks import ignore_region, loss_masks
 from aidpose.data.sources import CrowdPoseSource
 from aidpose.evaluation.annotations import load_ground_truth
 from aidpose.geometry.affine import apply_affine, udp_warp_matrix
+from aidpose.geometry.augment import BottomUpAugmentation, image_region
+from tests.helpers import compose_config, write_crowdpose
 
 CODEC = AssociativeEmbeddingCodec(input_size=(128, 128), heatmap_sizes=[(32, 32), (64, 64)], max_people=30)
 
@@ -166,22 +162,22 @@ def test_dataset_item_on_a_synthetic_crowded_image(tmp_path: Path) -> None:
     assert dataset.summary == {"ignored_annotations": 2, "images": 1, "people": 8}
     item = dataset[0]
     assert item["image"].shape == (3, 128, 128) and item["image"].dtype == np.uint8
-    assert item["heatmaps_0"].shape == (17, 32, 32) and item["heatmaps_1"].shape == (17, 64, 64)
-    assert item["masks_0"].shape == (32, 32) and item["masks_1"].shape == (64, 64)
+    assert item["heatmaps"][0].shape == (17, 32, 32) and item["heatmaps"][1].shape == (17, 64, 64)
+    assert item["masks"][0].shape == (32, 32) and item["masks"][1].shape == (64, 64)
     # no augmentation: short side 160 fills 128 px, centred; every person's joints peak in the 1/2 maps
     matrix = udp_warp_matrix(np.array([99.5, 79.5]), np.array([160.0, 160.0]), 0.0, (128, 128))
     xy = apply_affine(people, matrix) / udp_stride((128, 128), (64, 64))
     for p in range(8):
         inside = (xy[p] >= 0).all(1) & (xy[p] <= 63).all(1)
         x, y = np.floor(xy[p, inside] + 0.5).astype(int).T
-        assert (item["heatmaps_1"][np.flatnonzero(inside), y, x] > 0.88).all()
+        assert (item["heatmaps"][1][np.flatnonzero(inside), y, x] > 0.88).all()
     # people partly outside the input still have tags for their inside joints
     indices = item["keypoint_indices"]
     assert indices.shape == (30, 17, 2) and indices[:8, :, 1].sum() > 100 and not indices[8:].any()
     # crowd region (image x 10–60, y 110–150) is ignored, a labelled person's area is not
     crowd_centre = apply_affine(np.array([[35.0, 130.0]]), matrix)[0] / udp_stride((128, 128), (64, 64))
-    assert item["masks_1"][int(crowd_centre[1]), int(crowd_centre[0])] == 0
-    assert item["masks_1"][16, 32] == 1
+    assert item["masks"][1][int(crowd_centre[1]), int(crowd_centre[0])] == 0
+    assert item["masks"][1][16, 32] == 1
     assert item["visible_count"].sum() > 100 and not item["dropped_count"].any()
 
 
@@ -200,9 +196,9 @@ def test_dataset_flip_swaps_left_and_right(tmp_path: Path) -> None:
     )
     for i in range(2):
         np.testing.assert_allclose(
-            flipped[f"heatmaps_{i}"], plain[f"heatmaps_{i}"][COCO.flip_index][:, :, ::-1], atol=1e-5
+            flipped["heatmaps"][i], plain["heatmaps"][i][COCO.flip_index][:, :, ::-1], atol=1e-5
         )
-        np.testing.assert_array_equal(flipped[f"masks_{i}"], plain[f"masks_{i}"][:, ::-1])
+        np.testing.assert_array_equal(flipped["masks"][i], plain["masks"][i][:, ::-1])
 
 
 def test_dataset_applies_the_dropper_to_the_whole_image(tmp_path: Path) -> None:
@@ -216,7 +212,7 @@ def test_dataset_applies_the_dropper_to_the_whole_image(tmp_path: Path) -> None:
     assert item["dropped_count"].sum() > 0 and (item["dropped_count"] <= item["visible_count"]).all()
     hidden = (item["image"] == 0).all(axis=0) & (plain["image"] != 0).any(axis=0)
     assert hidden.mean() > 0.2  # whole-image cells, not per-person crops
-    np.testing.assert_array_equal(item["heatmaps_1"], plain["heatmaps_1"])  # targets keep every joint
+    np.testing.assert_array_equal(item["heatmaps"][1], plain["heatmaps"][1])  # targets keep every joint
 
 
 def test_masks_on_a_real_coco_photo_with_an_unannotated_person(coco_mini: Path, tmp_path: Path) -> None:
@@ -236,51 +232,13 @@ def test_masks_on_a_real_coco_photo_with_an_unannotated_person(coco_mini: Path, 
     x, y, w, h = unlabelled["bbox"]
     matrix = udp_warp_matrix(np.array([319.5, 214.0]), np.array([429.0, 429.0]), 0.0, (128, 128))
     cx, cy = apply_affine(np.array([[x + w / 2, y + h / 2]]), matrix)[0] / udp_stride((128, 128), (64, 64))
-    assert item["masks_1"][round(float(cy)), round(float(cx))] == 0
+    assert item["masks"][1][round(float(cy)), round(float(cx))] == 0
     labelled = np.concatenate(records.keypoints[0])
     joints = apply_affine(labelled[labelled[:, 2] > 0, :2], matrix) / udp_stride((128, 128), (64, 64))
     jx, jy = np.floor(joints + 0.5).astype(int).T
     inside = (jx >= 0) & (jx < 64) & (jy >= 0) & (jy < 64)
-    assert item["masks_1"][jy[inside], jx[inside]].mean() > 0.95
+    assert item["masks"][1][jy[inside], jx[inside]].mean() > 0.95
     assert item["keypoint_indices"][:4, :, 1].sum() == inside.sum()
-
-
-def write_crowdpose(root: Path) -> None:
-    """CrowdPose's folder layout and format: 14 keypoints, image-level ``crowdIndex``, no segmentation."""
-    (root / "images").mkdir(parents=True)
-    (root / "json").mkdir()
-    for name in ("100000.jpg", "100001.jpg"):
-        cv2.imwrite(str(root / "images" / name), np.full((120, 160, 3), 90, np.uint8))
-    rng = np.random.default_rng(4)
-
-    def ann(ann_id: int, image_id: int, labelled: int) -> dict:
-        kps = np.zeros((14, 3))
-        kps[:labelled, :2] = rng.uniform(20, 100, (labelled, 2))
-        kps[:labelled, 2] = rng.integers(1, 3, labelled)
-        return {
-            "num_keypoints": labelled,
-            "iscrowd": 0,
-            "keypoints": kps.ravel().round(1).tolist(),
-            "image_id": image_id,
-            "bbox": [15.0, 15.0, 90.0, 90.0],
-            "category_id": 1,
-            "id": ann_id,
-        }
-
-    images = [
-        {"file_name": "100000.jpg", "id": 100000, "height": 120, "width": 160, "crowdIndex": 0.12},
-        {"file_name": "100001.jpg", "id": 100001, "height": 120, "width": 160, "crowdIndex": 0.85},
-    ]
-    for split, anns in (
-        ("trainval", [ann(1, 100000, 14), ann(2, 100000, 9), ann(3, 100001, 0)]),
-        ("test", [ann(4, 100001, 12)]),
-    ):
-        data = {
-            "images": images,
-            "annotations": anns,
-            "categories": [{"id": 1, "name": "person", "keypoints": [], "skeleton": []}],
-        }
-        (root / "json" / f"crowdpose_{split}.json").write_text(json.dumps(data))
 
 
 def test_crowdpose_loading_top_down_bottom_up_and_ground_truth(tmp_path: Path) -> None:
@@ -308,8 +266,6 @@ def test_crowdpose_loading_top_down_bottom_up_and_ground_truth(tmp_path: Path) -
 
 def test_crowdpose_dataset_config_composes(tmp_path: Path) -> None:
     from hydra.utils import instantiate
-
-    from tests.helpers import compose_config
 
     cfg = compose_config(["dataset=crowdpose"], tmp_path)
     assert (cfg.dataset.layout, cfg.dataset.metric) == ("crowdpose", "crowdpose")

@@ -90,7 +90,7 @@ def test_bottomup_loss_weights_terms() -> None:
     heatmaps = [torch.ones(1, k, 1, 2), torch.ones(1, k, 2, 4)]
     masks = [torch.ones(1, 1, 2), torch.zeros(1, 2, 4)]
     indices = torch.tensor([[[[0, 1], [1, 1]], [[2, 1], [3, 0]]]])
-    terms = loss([quarter, half], heatmaps, masks, indices)
+    terms = loss([quarter, half], {"heatmaps": heatmaps, "masks": masks, "keypoint_indices": indices})
     assert terms["heatmap_0"].item() == pytest.approx(1.0) and terms["heatmap_1"].item() == 0
     assert terms["pull"].item() == pytest.approx(0.1 * 0.125)
     assert terms["push"].item() == pytest.approx(0.01 * 0.5 * math.exp(-2.25), rel=1e-6)
@@ -103,7 +103,7 @@ def tiny_backbone() -> TimmBackbone:
 
 
 def test_higherhrnet_head_outputs_quarter_and_half(tiny_backbone: TimmBackbone) -> None:
-    net = PoseNet(tiny_backbone, HigherHRNetHead, num_keypoints=17)
+    net = PoseNet(tiny_backbone, HigherHRNetHead, out_channels=[34, 17])
     out = net(torch.zeros(2, 3, 128, 128))
     assert [tuple(o.shape) for o in out] == [(2, 34, 32, 32), (2, 17, 64, 64)]
     sum(o.sum() for o in out).backward()  # every head parameter receives a gradient
@@ -111,6 +111,6 @@ def test_higherhrnet_head_outputs_quarter_and_half(tiny_backbone: TimmBackbone) 
 
 
 def test_simple_bottomup_head_outputs_quarter_only(tiny_backbone: TimmBackbone) -> None:
-    net = PoseNet(tiny_backbone, SimpleBottomUpHead, num_keypoints=14)
+    net = PoseNet(tiny_backbone, SimpleBottomUpHead, out_channels=[28])
     out = net(torch.zeros(1, 3, 128, 128))
     assert [tuple(o.shape) for o in out] == [(1, 28, 32, 32)]

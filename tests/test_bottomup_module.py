@@ -15,10 +15,11 @@ import torch
 from torch import nn
 
 from aidpose.codecs.associative_embedding import AssociativeEmbeddingCodec
-from aidpose.data.bottomup import BottomUpImages, inference_inputs
+from aidpose.data.bottomup import BottomUpValDataset
+from aidpose.geometry.inference import scale_inputs
 from aidpose.models.bottomup_losses import BottomUpLoss
 from aidpose.training.bottomup_module import BottomUpPoseModule
-from tests.helpers import compose_config
+from tests.helpers import compose_config, write_crowdpose
 
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
 
@@ -85,11 +86,13 @@ def test_inference_finds_the_blob_in_image_pixels(strides, scales, flip) -> None
     matrix must all put it back at the blob's image position (a non-square image, padded input)."""
     center = (83.4, 61.7)
     module = stub_module(strides, scales, flip)
-    images, matrices = inference_inputs(blob_image(center), module.codec)
+    images, matrices = scale_inputs(blob_image(center), 128, scales)
     sizes = {s: tuple(i.shape[1:]) for s, i in zip(scales, images, strict=True)}
     assert sizes[1.0] == (128, 192)  # short side 150 → 128, long side 200 → 171 → padded to 192
     assert sizes.get(0.5, (64, 96)) == (64, 96) and sizes.get(2.0, (256, 384)) == (256, 384)
-    found = module.predict_image(images, matrices)
+    found = module.find_people(images, matrices)
+    [whole] = module.predict_people([blob_image(center)])  # the same from the BGR image
+    np.testing.assert_array_equal(whole.keypoints, found.keypoints)
     assert found.keypoints.shape == (1, 17, 3)
     np.testing.assert_allclose(found.keypoints[0, :, :2], np.tile(center, (17, 1)), atol=0.6)
 
@@ -98,8 +101,7 @@ def test_mirrored_image_gives_the_mirrored_person() -> None:
     """Flip test on an image and on its mirror: the person found in the mirror is at x → W - 1 - x."""
     module = stub_module([4, 2], [1.0], True)
     image = blob_image((52.6, 90.2))
-    a = module.predict_image(*inference_inputs(image, module.codec))
-    b = module.predict_image(*inference_inputs(image[:, ::-1].copy(), module.codec))
+    [a, b] = module.predict_people([image, image[:, ::-1].copy()])
     np.testing.assert_allclose(b.keypoints[0, :, 0], 200 - 1 - a.keypoints[0, :, 0], atol=1e-3)
     np.testing.assert_allclose(b.keypoints[0, :, 1:], a.keypoints[0, :, 1:], atol=1e-3)
 
@@ -109,13 +111,13 @@ def test_validation_rows_are_unique_per_person_and_image(tmp_path: Path) -> None
     image = blob_image((50.0, 40.0))
     batch = []
     for index, image_id in ((0, 7), (1, 9)):
-        images, matrices = inference_inputs(image, module.codec)
+        images, matrices = scale_inputs(image, 128, module.codec.scales)
         batch.append({"index": index, "image_id": image_id, "images": images, "matrices": matrices})
     module.validation_step(batch, 0)
-    rows = module._val_outputs
-    assert [r["image_id"].tolist() for r in rows] == [[7], [9]]
-    assert [r["index"].tolist() for r in rows] == [[0], [module.codec.max_people]]
-    assert rows[0]["keypoints"].shape == (1, 17, 3)
+    [rows] = module._val_outputs  # one person per image, the batch's rows in one dict (predict_step)
+    assert rows["image_id"].tolist() == [7, 9]
+    assert rows["index"].tolist() == [0, module.codec.max_people]
+    assert rows["keypoints"].shape == (2, 17, 3)
 
 
 def test_nan_loss_stops_naming_step_epoch_and_batch() -> None:
@@ -123,8 +125,8 @@ def test_nan_loss_stops_naming_step_epoch_and_batch() -> None:
     module = stub_module([4], [1.0], False)
     batch = {
         "image": torch.zeros(2, 3, 128, 128, dtype=torch.uint8),
-        "heatmaps_0": torch.full((2, 17, 32, 32), float("nan")),
-        "masks_0": torch.ones(2, 32, 32),
+        "heatmaps": [torch.full((2, 17, 32, 32), float("nan"))],
+        "masks": [torch.ones(2, 32, 32)],
         "keypoint_indices": torch.zeros(2, 30, 17, 2, dtype=torch.long),
     }
     with pytest.raises(FloatingPointError, match=r"nan at global step 0 \(epoch 0, batch 3\)"):
@@ -159,13 +161,13 @@ def test_whole_image_val_dataset(tmp_path: Path) -> None:
     }
     (tmp_path / "ann.json").write_text(json.dumps(data))
     codec = AssociativeEmbeddingCodec(input_size=(64, 64), output_strides=[4], scales=[0.5, 1.0])
-    dataset = BottomUpImages(tmp_path / "ann.json", tmp_path, codec=codec)
+    dataset = BottomUpValDataset(tmp_path / "ann.json", tmp_path, codec=codec)
     assert len(dataset) == 2 and dataset.summary == {"images": 2, "instances": 1}  # image 2 has no people
     item = dataset[1]
     assert item["image_id"] == 2 and [tuple(i.shape) for i in item["images"]] == [(3, 64, 32), (3, 128, 64)]
-    assert item["matrices"].shape == (2, 2, 3) and BottomUpImages.collate([item, item]) == [item, item]
+    assert item["matrices"].shape == (2, 2, 3) and BottomUpValDataset.collate([item, item]) == [item, item]
     with pytest.raises(ValueError, match="use BottomUpDataset to train"):
-        BottomUpImages(tmp_path / "ann.json", tmp_path, codec=codec, train=True)
+        BottomUpValDataset(tmp_path / "ann.json", tmp_path, codec=codec, train=True)
 
 
 def test_paradigm_configs_compose(tmp_path: Path) -> None:
@@ -222,7 +224,6 @@ def test_build_bottomup_module_from_config_and_size_check(tmp_path: Path) -> Non
 def test_crowdpose_for_both_paradigms(tmp_path: Path) -> None:
     """dataset=crowdpose: a top-down run builds and loads CrowdPose, a bottom-up paper experiment too (14 joints)."""
     from aidpose.builders import build_codec, build_datamodule, build_module
-    from tests.test_bottomup_data import write_crowdpose
 
     topdown = compose_config(["dataset=crowdpose"], tmp_path)
     write_crowdpose(Path(topdown.paths.data_dir) / "crowdpose")
@@ -230,7 +231,7 @@ def test_crowdpose_for_both_paradigms(tmp_path: Path) -> None:
     data = build_datamodule(topdown, codec)
     data.setup("fit")
     item = data.train_dataset[0]
-    assert item["target"].shape == (14, 32, 24) and data.val_dataset.summary["instances"] == 1
+    assert item["heatmaps"].shape == (14, 32, 24) and data.val_dataset.summary["instances"] == 1
     assert build_module(topdown, codec).net.head.final.out_channels == 14
 
     bottomup = compose_config(
@@ -241,7 +242,7 @@ def test_crowdpose_for_both_paradigms(tmp_path: Path) -> None:
     codec = build_codec(bottomup)
     data = build_datamodule(bottomup, codec)
     data.setup("fit")
-    assert data.train_dataset[0]["heatmaps_1"].shape == (14, 32, 32)
+    assert data.train_dataset[0]["heatmaps"][1].shape == (14, 32, 32)
     assert len(data.val_dataset[0]["images"]) == 1
     outputs = build_module(bottomup, codec).net(torch.zeros(1, 3, 64, 64))
     assert [tuple(o.shape[1:]) for o in outputs] == [(28, 16, 16), (14, 32, 32)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.test_aid_scripts import load_script
+from tests.helpers import load_script
 
 
 @pytest.fixture(scope="module")

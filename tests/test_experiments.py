@@ -13,7 +13,6 @@ from aidpose.builders import build_codec, build_schedule
 from tests.helpers import CONF_DIR, compose_config
 
 EXPERIMENTS = CONF_DIR / "experiment"
-HAS_S3 = (CONF_DIR / "schedule" / "s3.yaml").is_file()
 DETECTIONS = "person_detection_results/COCO_val2017_detections_AP_H_56_person.json"
 
 # Table 1/4 rows: experiment → (timm backbone, input (w, h), heatmap (w, h), σ, DARK blur kernel)
@@ -88,14 +87,10 @@ def test_table5_rows_name_their_schedule_and_dropper(experiment, tmp_path):
         {"override /schedule": schedule},
         {"override /dropper": dropper},
     ]
-    # compose with the row's own schedule, or with S1 where S3 is not in conf/schedule/ yet (the rest is checked)
-    overrides = [f"experiment={experiment}"] + ([] if schedule != "s3" or HAS_S3 else ["schedule=s1"])
-    cfg = compose_config(overrides, tmp_path)
+    cfg = compose_config([f"experiment={experiment}"], tmp_path)
     assert_paper_setting(cfg, "hrnet_w32")
     assert cfg.paradigm.input_size == [192, 256] and cfg.paradigm.codec.sigma == 2.0
-    assert (cfg.dropper is None) == (dropper == "none")
-    if schedule != "s3" or HAS_S3:
-        assert cfg.schedule.name == schedule
+    assert (cfg.dropper is None) == (dropper == "none") and cfg.schedule.name == schedule
 
 
 def sweep_jobs(cfg, extra: list[str]) -> list[list[str]]:
@@ -122,9 +117,7 @@ def test_grids_sweep_the_table(experiment, jobs, tmp_path):
     assert sweep_jobs(cfg, []) == jobs
     with_seeds = sweep_jobs(cfg, ["seed=0,1"])  # seeds on the command line multiply the grid
     assert len(with_seeds) == 2 * len(jobs) and with_seeds[0] == [*jobs[0], "seed=0"]
-    for job in jobs:  # every job composes (S3's once conf/schedule/s3.yaml exists)
-        if "schedule=s3" in job and not HAS_S3:
-            continue
+    for job in jobs:  # every job composes
         job_cfg = compose_config([f"experiment={experiment}", *job], tmp_path)
         assert job_cfg.hydra.runtime.choices.dropper == job[-1].split("=")[1]
         if experiment.startswith("synthpose"):

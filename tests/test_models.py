@@ -16,14 +16,14 @@ from aidpose.models import ConvHead, DeconvHead, KeypointMSELoss, PoseNet, TimmB
 def test_pose_net_outputs_quarter_resolution_heatmaps(name, out_index, feature_location, head, channels):
     backbone = TimmBackbone(name, out_index=out_index, feature_location=feature_location)
     assert backbone.out_channels == channels
-    net = PoseNet(backbone, head, num_keypoints=17).eval()
+    net = PoseNet(backbone, head, out_channels=17).eval()
     with torch.no_grad():
         out = net(torch.zeros(2, 3, 128, 96))
     assert out.shape == (2, 17, 32, 24)
 
 
 def test_deconv_head_upsamples_8x():
-    head = DeconvHead(in_channels=8, num_keypoints=5, num_deconv_layers=3, deconv_channels=4)
+    head = DeconvHead(in_channels=8, out_channels=5, num_deconv_layers=3, deconv_channels=4)
     assert head(torch.zeros(1, 8, 2, 3)).shape == (1, 5, 16, 24)
 
 
@@ -50,8 +50,9 @@ def test_mse_loss_with_target_weight():
     target = torch.ones(1, 2, 2, 2)
     weight = torch.tensor([[1.0, 0.0]])
     # joint 0: squared error 1 on 4 pixels, joint 1 masked → 0.5 * mean over 8 values = 0.5 * 4/8
-    assert KeypointMSELoss()(pred, target, weight).item() == pytest.approx(0.25)
-    assert KeypointMSELoss(use_target_weight=False)(pred, target, weight).item() == pytest.approx(0.5)
+    targets = {"heatmaps": target, "keypoint_weights": weight}  # the names UDPHeatmapCodec.encode gives them
+    assert KeypointMSELoss()(pred, targets)["loss"].item() == pytest.approx(0.25)
+    assert KeypointMSELoss(use_target_weight=False)(pred, targets)["loss"].item() == pytest.approx(0.5)
 
 
 def test_parameters_that_cannot_reach_the_head_are_frozen():
@@ -71,7 +72,7 @@ def test_every_backbone_config_builds_a_pose_net(option, tmp_path):
     from tests.helpers import compose_config
 
     cfg = compose_config([f"backbone={option}"], tmp_path)
-    net = PoseNet(instantiate(cfg.backbone), instantiate(cfg.head), num_keypoints=17).eval()
+    net = PoseNet(instantiate(cfg.backbone), instantiate(cfg.head), out_channels=17).eval()
     with torch.no_grad():
         assert net(torch.zeros(1, 3, 64, 64)).shape == (1, 17, 16, 16)
 

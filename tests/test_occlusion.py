@@ -114,7 +114,7 @@ def test_occluded_dataset_is_seeded_per_crop_and_grows_with_the_level(coco_val):
         assert 0 < changed <= item["occluded_frac"] + 1e-6  # float32
         # the same hole centres (rng of (seed, index)), larger semi-axes: a superset of pixels
         assert large[index]["occluded_frac"] > item["occluded_frac"]
-        np.testing.assert_array_equal(item["target"], clean["target"])  # labels unchanged
+        np.testing.assert_array_equal(item["heatmaps"], clean["heatmaps"])  # labels unchanged
 
 
 @pytest.mark.slow

@@ -30,7 +30,7 @@ def test_ground_truth_heatmaps_score_ap_one(coco_mini, input_size, heatmap_size,
         codec=UDPHeatmapCodec(input_size, heatmap_size, sigma, blur_kernel),
     )
     batch = default_collate([dataset[i] for i in range(len(dataset))])
-    keypoints = dataset.codec.decode(batch["target"].numpy(), batch["inv_affine"].numpy())
+    keypoints = dataset.codec.decode(batch["heatmaps"], batch["inv_affine"].numpy()).keypoints
     predictions = {
         "index": batch["index"].numpy(),
         "image_id": batch["image_id"].numpy(),

@@ -1,4 +1,5 @@
-"""``python -m aidpose.predict`` and the per-image inference math of ``aidpose.inference``."""
+"""``python -m aidpose.predict``, its boxes and crops (``aidpose.inference``, ``aidpose.geometry.inference``) and
+its drawing."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import numpy as np
 import pytest
 
 from aidpose.data.keypoints import COCO
+from aidpose.drawing import draw_poses
 from aidpose.geometry.affine import apply_affine
-from aidpose.inference import draw_poses, filter_boxes, person_crops, whole_image_box
+from aidpose.geometry.inference import crop_boxes
+from aidpose.inference import filter_boxes, whole_image_box
 from aidpose.predict import image_ids, list_images, read_boxes
 from tests.helpers import run_cli
 
@@ -19,7 +22,7 @@ from tests.helpers import run_cli
 def test_crop_matrices_map_the_crop_centre_to_the_box_centre():
     image = np.zeros((100, 120, 3), dtype=np.uint8)
     image[60, 30] = (0, 0, 255)  # a red pixel at the box centre (x=30, y=60) in BGR
-    crops, inverse = person_crops(image, np.array([[10.0, 20.0, 40.0, 80.0]]), (48, 64), padding=1.25)
+    crops, inverse = crop_boxes(image, np.array([[10.0, 20.0, 40.0, 80.0]]), (48, 64), padding=1.25)
     assert crops.shape == (1, 3, 64, 48) and inverse.shape == (1, 2, 3)
     # UDP: the crop centre ((48 - 1) / 2, (64 - 1) / 2) is the box centre
     np.testing.assert_allclose(apply_affine(np.array([[23.5, 31.5]]), inverse[0]), [[30.0, 60.0]], atol=1e-4)

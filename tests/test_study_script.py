@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_aid_scripts import load_script
+from tests.helpers import load_script
 
 
 @pytest.fixture(scope="module")

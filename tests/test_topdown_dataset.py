@@ -13,7 +13,8 @@ from torch.utils.data import DataLoader
 
 from aidpose.codecs import UDPHeatmapCodec
 from aidpose.codecs.udp_heatmap import encode_udp_heatmaps, flip_back_heatmaps
-from aidpose.data.topdown import SampleKey, TopDownDataset
+from aidpose.data.pipeline import SampleKey
+from aidpose.data.topdown import TopDownDataset
 from aidpose.geometry.affine import apply_affine, box_to_center_scale, udp_warp_matrix
 from aidpose.geometry.augment import TopDownAugmentation
 from aidpose.training.datamodule import EpochSampler
@@ -52,11 +53,11 @@ def test_train_and_val_items_have_the_documented_shapes_and_dtypes(coco_mini: Pa
     for item in (train[3], val[3]):
         assert item["image"].shape == (3, 256, 192) and item["image"].dtype == np.uint8
         assert item["image"].flags["C_CONTIGUOUS"]
-        assert item["target"].shape == (17, 64, 48) and item["target"].dtype == np.float32
-        for key in ("target_weight",):
+        assert item["heatmaps"].shape == (17, 64, 48) and item["heatmaps"].dtype == np.float32
+        for key in ("keypoint_weights",):
             assert item[key].shape == (17,) and item[key].dtype == np.float32
-        for key in ("dropped", "visible"):
-            assert item[key].shape == (17,) and item[key].dtype == bool
+        for key in ("dropped_count", "visible_count"):  # per joint, of the crop's one person: 0 or 1
+            assert item[key].shape == (17,) and item[key].dtype == np.int64 and item[key].max() <= 1
         assert item["inv_affine"].shape == (2, 3) and item["inv_affine"].dtype == np.float32
         for key, dtype in [("image_id", np.int64), ("ann_id", np.int64), ("index", np.int64)]:
             assert item[key].dtype == dtype
@@ -86,12 +87,12 @@ def test_val_item_is_the_centred_udp_crop(coco_mini: Path) -> None:
     target, weight = encode_udp_heatmaps(
         crop_xy, (keypoints[:, 2] > 0).astype(np.float32), (192, 256), (48, 64), 2
     )
-    np.testing.assert_allclose(item["target"], target, atol=1e-4)
-    np.testing.assert_array_equal(item["target_weight"], weight)
+    np.testing.assert_allclose(item["heatmaps"], target, atol=1e-4)
+    np.testing.assert_array_equal(item["keypoint_weights"], weight)
     assert set(keypoints[:, 2]) == {0.0, 1.0, 2.0}
-    np.testing.assert_array_equal(item["target_weight"], keypoints[:, 2] > 0)
+    np.testing.assert_array_equal(item["keypoint_weights"], keypoints[:, 2] > 0)
     np.testing.assert_array_equal(
-        item["visible"], keypoints[:, 2] == 2
+        item["visible_count"], keypoints[:, 2] == 2
     )  # all labelled joints are in the crop
     assert item["ann_id"] == record.ann_id[i] and item["image_id"] == record.image_id[i]
     assert item["bbox_score"] == 1.0 and item["area"] == pytest.approx(record.bbox[i, 2] * record.bbox[i, 3])
@@ -106,10 +107,10 @@ def test_flipped_sample_is_the_mirrored_crop_with_swapped_joints(coco_mini: Path
         mirror_diff = np.abs(a["image"].astype(int) - b["image"][:, :, ::-1])
         assert mirror_diff.max() <= 1 and np.mean(mirror_diff > 0) < 0.01  # cv2's fixed-point rounding
         np.testing.assert_allclose(
-            a["target"], flip_back_heatmaps(b["target"][None], flip_index)[0], atol=1e-5
+            a["heatmaps"], flip_back_heatmaps(b["heatmaps"][None], flip_index)[0], atol=1e-5
         )
-        np.testing.assert_array_equal(a["target_weight"], b["target_weight"][flip_index])
-        np.testing.assert_array_equal(a["visible"], b["visible"][flip_index])
+        np.testing.assert_array_equal(a["keypoint_weights"], b["keypoint_weights"][flip_index])
+        np.testing.assert_array_equal(a["visible_count"], b["visible_count"][flip_index])
         # the same image points: the crop→image maps differ by the mirror x → 191 - x
         mirror = np.array([[-1.0, 0.0, 191.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
         np.testing.assert_allclose(a["inv_affine"], b["inv_affine"] @ mirror, atol=1e-3)
@@ -128,9 +129,12 @@ def test_dropper_runs_on_training_crops_only(coco_mini: Path) -> None:
     np.testing.assert_array_equal(visibility_seen, train.records.keypoints[0, :, 2])
     np.testing.assert_array_equal(crop_seen[128:, 96:], item["image"][:, 128:, 96:].transpose(1, 2, 0))
     assert not item["image"][:, :128, :96].any() and item["image"][:, 128:, 96:].any()
-    assert item["dropped"].tolist() == ((keypoints_seen[:, 0] < 96) & (keypoints_seen[:, 1] < 128)).tolist()
+    in_region = (keypoints_seen[:, 0] < 96) & (keypoints_seen[:, 1] < 128)
+    assert item["dropped_count"].tolist() == (in_region & (item["visible_count"] > 0)).tolist()
     val = _dataset(coco_mini, train=False, dropper=dropper)
-    assert val[0]["image"][:, :128, :96].any() and len(dropper.seen) == 1 and not val[0]["dropped"].any()
+    assert (
+        val[0]["image"][:, :128, :96].any() and len(dropper.seen) == 1 and not val[0]["dropped_count"].any()
+    )
 
 
 def test_aid_cutout_plugs_in(coco_mini: Path) -> None:
@@ -142,7 +146,7 @@ def test_aid_cutout_plugs_in(coco_mini: Path) -> None:
     np.testing.assert_array_equal(item["inv_affine"], plain["inv_affine"])  # same augmentation draws
     changed = (item["image"] != plain["image"]).any(axis=0)
     assert (item["image"][:, changed] == 0).all() and changed.sum() > 0.05 * 192 * 256
-    assert item["dropped"].dtype == bool and item["dropped"].shape == (17,)
+    assert item["dropped_count"].dtype == np.int64 and item["dropped_count"].shape == (17,)
 
 
 def test_dropper_with_a_wrong_mask_is_reported(coco_mini: Path) -> None:
@@ -196,7 +200,7 @@ def test_options_are_validated(coco_mini: Path) -> None:
     with pytest.raises(ValueError, match="sigma"):
         UDPHeatmapCodec(input_size=(192, 256), heatmap_size=(48, 64), sigma=0.0)
     val = _dataset(coco_mini, train=False, boxes="detections", det_file=det, det_score_thr=0.5)
-    assert (val.records.ann_id == -1).all() and val[0]["target_weight"].sum() == 0
+    assert (val.records.ann_id == -1).all() and val[0]["keypoint_weights"].sum() == 0
 
 
 @pytest.fixture

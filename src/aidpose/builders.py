@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Collection
 from functools import partial
 from typing import Any
 
 import pytorch_lightning as pl
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from aidpose.codecs.base import TEST_OPTIONS, KeypointCodec
 from aidpose.data.keypoints import get_layout
 from aidpose.models import PoseNet
 from aidpose.training.datamodule import PoseDataModule
@@ -21,20 +23,45 @@ def build_dropper(cfg: DictConfig) -> Any | None:
     return None if cfg.get("dropper") is None else instantiate(cfg.dropper)
 
 
-def build_codec(cfg: DictConfig) -> Any:
-    """The paradigm's codec (``paradigm.codec``); ``test.blur_kernel``, when set, replaces its DARK kernel,
-    and every ``test.KEY`` named in ``paradigm.codec_test_options`` (``{test key: codec argument}``) that is
-    set replaces that codec argument (e.g. bottom-up ``test.scales``, ``test.flip``)."""
-    kernel = cfg.test.get("blur_kernel")
-    overrides: dict[str, Any] = {} if kernel is None else {"blur_kernel": kernel}
-    for key, argument in (cfg.paradigm.get("codec_test_options") or {}).items():
+def dropper_config(name: str, field: str) -> dict[str, Any]:
+    """The dropper config ``conf/dropper/<name>.yaml`` (the running app's config search path), for a dropper
+    named by another option (``test.occlusion``, ``calibrate.target``); ``field`` names it in errors."""
+    from hydra import compose
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import MissingConfigException
+
+    try:
+        node = compose(config_name=f"dropper/{name}").get("dropper")
+    except MissingConfigException:
+        options = GlobalHydra.instance().config_loader().get_group_options("dropper")
+        raise ValueError(f"{field}={name!r} is not a dropper config; choose one of {options}") from None
+    if node is None:
+        raise ValueError(f"{field}={name!r} drops nothing: choose a dropper (e.g. cutout)")
+    return OmegaConf.to_container(node, resolve=True)
+
+
+def build_codec(cfg: DictConfig) -> KeypointCodec:
+    """The paradigm's codec (``paradigm.codec``); every decoding option of ``test`` that is set (not null)
+    replaces its codec argument (:data:`aidpose.codecs.base.TEST_OPTIONS`, e.g. ``test.flip`` →
+    ``flip_test``), and one the codec does not have is an error naming the option and the paradigm."""
+    codec_class = get_class(cfg.paradigm.codec._target_)
+    arguments = inspect.signature(codec_class).parameters
+    overrides: dict[str, Any] = {}
+    for key, argument in TEST_OPTIONS.items():
         value = cfg.test.get(key)
-        if value is not None:
-            overrides[argument] = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+        if value is None:
+            continue
+        if argument not in arguments:
+            raise ValueError(
+                f"test.{key}={value} is not an option of paradigm={cfg.paradigm.name}: its codec "
+                f"{codec_class.__name__} has no {argument!r}. Drop test.{key} (options of this codec: "
+                f"{', '.join(f'test.{k}' for k, a in TEST_OPTIONS.items() if a in arguments)})"
+            )
+        overrides[argument] = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
     return instantiate(cfg.paradigm.codec, **overrides)
 
 
-def build_datamodule(cfg: DictConfig, codec: Any, dropper: Any | None = None) -> PoseDataModule:
+def build_datamodule(cfg: DictConfig, codec: KeypointCodec, dropper: Any | None = None) -> PoseDataModule:
     """Train/val datasets of ``cfg.dataset`` through the paradigm's dataset class (``paradigm.dataset``;
     validation through ``paradigm.val_dataset`` when the paradigm names one, e.g. bottom-up whole images)."""
     p, loader = cfg.paradigm, cfg.loader
@@ -61,17 +88,18 @@ def build_datamodule(cfg: DictConfig, codec: Any, dropper: Any | None = None) ->
     )
 
 
-def build_module(cfg: DictConfig, codec: Any) -> pl.LightningModule:
+def build_module(cfg: DictConfig, codec: KeypointCodec) -> pl.LightningModule:
     """The paradigm's LightningModule (``paradigm.module``) on backbone + head, with loss, schedule, optimizer.
 
-    The network's output size for the codec's input size is measured once here: a codec whose heatmap size
-    does not match is an error naming the options to change.
+    The head is built with the codec's output channels, and the network's output sizes for the codec's input
+    size are measured once here: a codec whose heatmap sizes do not match is an error naming the options to
+    change.
     """
     p = cfg.paradigm
     layout = get_layout(cfg.dataset.layout)
     head = p.head if p.get("head") is not None else cfg.head  # a paradigm may name its own head (bottom-up)
-    net = PoseNet(instantiate(cfg.backbone), instantiate(head), num_keypoints=layout.num_keypoints)
-    codec.check_output_size(net.output_size(codec.input_size), f"backbone={cfg.backbone.name} with its head")
+    net = PoseNet(instantiate(cfg.backbone), instantiate(head), codec.output_channels(layout.num_keypoints))
+    codec.check_output_size(net.output_sizes(codec.input_size), f"backbone={cfg.backbone.name} with its head")
     module = instantiate(p.module)(
         net=net,
         loss=instantiate(p.loss),

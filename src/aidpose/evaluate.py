@@ -18,7 +18,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from aidpose.runtime import CONFIG_PATH, require_checkpoint_file
+from aidpose.runtime import CONFIG_PATH
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="evaluate")
@@ -28,10 +28,10 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    require_checkpoint_file(cfg.ckpt_path)  # before the heavy imports
     import pytorch_lightning as pl
 
     from aidpose.builders import build_datamodule, config_from_checkpoint, load_module_from_checkpoint
+    from aidpose.data.occlusion import OccludedDataset
     from aidpose.evaluation.api import format_metrics
     from aidpose.evaluation.occlusion import occlusion_droppers, occlusion_rows, write_occlusion_report
     from aidpose.runtime import command_line_keys, relaunch_ddp_children_with_this_job, teardown_distributed
@@ -45,11 +45,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     module = load_module_from_checkpoint(run, ckpt, ckpt_path)
     datamodule = build_datamodule(run, module.codec)
     occlusion_param, droppers = occlusion_droppers(run.test)
-    if droppers and run.paradigm.get("val_dataset") is not None:
-        raise ValueError(
-            f"test.occlusion={run.test.occlusion} occludes top-down person crops; {ckpt_path} is a "
-            f"{run.paradigm.name} checkpoint (whole images): evaluate it without test.occlusion"
-        )
+    seed = int(run.test.occlusion_seed)
+    datamodule.setup("test")
+    occluded = [
+        (level, OccludedDataset(datamodule.val_dataset, dropper, seed)) for level, dropper in droppers
+    ]
     run_dir = Path(run.paths.output_dir)
     meter = OcclusionMeter()
     trainer: pl.Trainer = hydra.utils.instantiate(
@@ -87,9 +87,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         )
         print(format_metrics(metrics))
         print(f"[aidpose] results.json and metrics.json in {run_dir}")
-    if droppers:
-        seed = int(run.test.occlusion_seed)
-        rows = occlusion_rows(trainer, module, datamodule, droppers, seed, meter, metrics)
+    if occluded:
+        rows = occlusion_rows(trainer, module, datamodule, occluded, meter, metrics)
         if trainer.is_global_zero:
             report = {"dropper": run.test.occlusion, "param": occlusion_param, "seed": seed, "rows": rows}
             write_occlusion_report(report, run_dir, ckpt_path)

@@ -2,7 +2,9 @@
 
 Writes into ``output``: ``predictions.json`` (COCO keypoint results, each with its image's ``file_name``),
 ``summary.json`` (counts of images, boxes and what was skipped) and ``vis/<stem>.png`` with the skeletons
-drawn. Person boxes come from ``boxes`` (see :func:`read_boxes`); without it each image is one box.
+drawn. Through the module's ``predict_people`` (``aidpose.inference.PosePredictor``): a top-down checkpoint crops
+the person boxes of ``boxes`` (see :func:`read_boxes`; without it each image is one box), a bottom-up one finds
+every person itself.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from aidpose.runtime import CONFIG_PATH, require_checkpoint_file
+from aidpose.runtime import CONFIG_PATH
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 BoxTable = dict[str, tuple[np.ndarray, np.ndarray]]
@@ -109,58 +111,13 @@ def read_boxes(path: str | Path, files: Sequence[Path], counts: Counter) -> BoxT
     return {name: _box_rows(r, f"boxes={path} image {name}") for name, r in rows.items()}
 
 
-def predict_image(
-    module: Any,
-    image: np.ndarray,
-    image_id: int,
-    boxes: np.ndarray,
-    scores: np.ndarray,
-    test: DictConfig,
-    padding: float,
-    batch_size: int,
-) -> list[dict[str, Any]]:
-    """COCO keypoint results of one BGR image's person boxes: crops → keypoints → rescoring and NMS."""
-    from aidpose.evaluation.results import topdown_results
-    from aidpose.inference import person_crops, predict_keypoints
-
-    if not len(boxes):
-        return []
-    crops, inverse = person_crops(image, boxes, module.codec.input_size, padding)
-    predictions = {
-        "image_id": np.full(len(boxes), image_id, dtype=np.int64),
-        "keypoints": predict_keypoints(module, crops, inverse, batch_size),
-        "bbox_score": scores,
-        "area": boxes[:, 2] * boxes[:, 3],
-    }
-    return topdown_results(
-        predictions,
-        sigmas=module.layout.sigmas,
-        nms=test.nms,
-        nms_thr=test.nms_thr,
-        soft_nms_thr=test.soft_nms_thr,
-        kpt_score_thr=test.kpt_score_thr,
-    )
-
-
-def predict_people(module: Any, image: np.ndarray, image_id: int) -> list[dict[str, Any]]:
-    """COCO keypoint results of every person a bottom-up module finds in one BGR image (no boxes)."""
-    from aidpose.data.bottomup import inference_inputs
-    from aidpose.evaluation.results import bottomup_results
-
-    images, matrices = inference_inputs(image, module.codec)
-    found = module.predict_image(images, matrices)
-    people = len(found.scores)
-    return bottomup_results(
-        {"image_id": np.full(people, image_id), "keypoints": found.keypoints, "score": found.scores}
-    )
-
-
 def predict(cfg: DictConfig) -> dict[str, Any]:
-    require_checkpoint_file(cfg.ckpt_path)  # before the heavy imports
     import cv2
 
     from aidpose.builders import config_from_checkpoint, load_module_from_checkpoint
-    from aidpose.inference import draw_poses, filter_boxes, whole_image_box
+    from aidpose.drawing import draw_poses
+    from aidpose.evaluation.results import coco_results
+    from aidpose.inference import filter_boxes
     from aidpose.runtime import command_line_keys
     from aidpose.training.checkpoints import read_checkpoint
 
@@ -172,14 +129,13 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     files = list_images(cfg.input)
     ids = image_ids(files)
     counts: Counter = Counter(images=len(files))
-    whole_image = hasattr(module, "predict_image")  # bottom-up: finds every person itself
-    if whole_image and cfg.boxes is not None:
+    if cfg.boxes is not None and not module.needs_boxes:
         raise ValueError(
             f"boxes={cfg.boxes}: {ckpt_path} is a {run.paradigm.name} checkpoint, which finds every person "
             "without boxes; drop boxes= (it is for top-down checkpoints)"
         )
     table = None if cfg.boxes is None else read_boxes(cfg.boxes, files, counts)
-    if table is None and not whole_image:
+    if table is None and module.needs_boxes:
         print("[aidpose] no boxes file (boxes=null): each image is one person box, the whole image")
     out = Path(cfg.output)
     vis = out / "vis"
@@ -191,30 +147,30 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         if image is None:
             counts["skipped_unreadable_image"] += 1
             continue
-        height, width = image.shape[:2]
-        if whole_image:
-            image_results = predict_people(module, image, image_id)
-        else:
-            if table is None:
-                boxes, scores = whole_image_box(width, height), np.ones(1, dtype=np.float32)
-            else:
-                boxes, scores = table.get(file.name, (np.zeros((0, 4)), np.zeros(0, dtype=np.float32)))
-            boxes, scores, skipped = filter_boxes(
-                boxes, scores, (width, height), test.det_score_thr, test.min_box_area
+        boxes = None
+        if table is not None:
+            height, width = image.shape[:2]
+            found, scores = table.get(file.name, (np.zeros((0, 4)), np.zeros(0, dtype=np.float32)))
+            found, scores, skipped = filter_boxes(
+                found, scores, (width, height), test.det_score_thr, test.min_box_area
             )
             counts.update(skipped)
-            counts["images_without_boxes"] += int(len(boxes) == 0)
-            image_results = predict_image(
-                module, image, image_id, boxes, scores, test, run.paradigm.padding, cfg.batch_size
-            )
+            counts["images_without_boxes"] += int(len(found) == 0)
+            boxes = [np.concatenate([found, scores[:, None]], axis=1)]
+        [people] = module.predict_people([image], boxes)
+        image_results = coco_results(
+            {
+                "image_id": np.full(len(people.scores), image_id),
+                "keypoints": people.keypoints,
+                "score": people.scores,
+            }
+        )
         counts["persons"] += len(image_results)
         results += [{**r, "file_name": file.name} for r in image_results]
         if cfg.draw:
-            poses = np.array([r["keypoints"] for r in image_results]).reshape(
-                len(image_results), module.layout.num_keypoints, 3
-            )
             cv2.imwrite(
-                str(vis / f"{file.stem}.png"), draw_poses(image, poses, module.layout, cfg.draw_kpt_thr)
+                str(vis / f"{file.stem}.png"),
+                draw_poses(image, people.keypoints, module.layout, cfg.draw_kpt_thr),
             )
     summary = {
         "ckpt_path": ckpt_path,

@@ -37,17 +37,19 @@ def config_path() -> str:
 
 
 CONFIG_PATH = config_path()
+DERIVED_GROUPS = ("dataset_paradigm", "debug_paradigm", "debug_dataset")
+"""Config groups ``conf/train.yaml`` picks from other choices (e.g. ``debug_paradigm: ${debug}_${paradigm}``)."""
 
 
 def run_choices() -> dict[str, Any]:
     """The option each config group used (``hydra.runtime.choices``), without Hydra's own groups and without
-    ``debug_paradigm`` (derived from ``debug`` and ``paradigm`` in ``conf/train.yaml``, never chosen)."""
+    the groups derived from others in ``conf/train.yaml`` (never chosen: :data:`DERIVED_GROUPS`)."""
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
         return {}
     choices = OmegaConf.to_container(HydraConfig.get().runtime.choices)
-    return {k: v for k, v in choices.items() if not k.startswith("hydra") and k != "debug_paradigm"}
+    return {k: v for k, v in choices.items() if not k.startswith("hydra") and k not in DERIVED_GROUPS}
 
 
 def command_line_keys() -> set[str]:
@@ -161,32 +163,3 @@ def restored_environ() -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-
-
-def dropper_option(name: str, field: str) -> dict[str, Any]:
-    """The dropper config ``conf/dropper/<name>.yaml`` (the running app's config search path); ``field``
-    (e.g. ``test.occlusion``) names the option in errors."""
-    from hydra import compose
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import MissingConfigException
-
-    try:
-        node = compose(config_name=f"dropper/{name}").get("dropper")
-    except MissingConfigException:
-        options = GlobalHydra.instance().config_loader().get_group_options("dropper")
-        raise ValueError(f"{field}={name!r} is not a dropper config; choose one of {options}") from None
-    if node is None:
-        raise ValueError(f"{field}={name!r} drops nothing: choose a dropper (e.g. cutout)")
-    return OmegaConf.to_container(node, resolve=True)
-
-
-def require_checkpoint_file(path: str | Path) -> Path:
-    """``path`` as a Path if it is a file, else a clear error; cheap, so entry points call it before the heavy
-    imports (a wrong ``ckpt_path=`` fails in a second, not after torch and Lightning have loaded)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"checkpoint {path} does not exist: pass a checkpoint written by aidpose.train "
-            "(<run dir>/last.ckpt or best.ckpt)"
-        )
-    return path

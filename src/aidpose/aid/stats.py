@@ -27,6 +27,12 @@ class DroppedKeypointStats:
         zeros = np.zeros(num_keypoints, dtype=np.int64)
         return cls(visible=zeros, dropped=zeros.copy())
 
+    @classmethod
+    def of_items(cls, visible_count: np.ndarray, dropped_count: np.ndarray) -> DroppedKeypointStats:
+        """The sum of items' per-joint counts ``(B, K)`` (the sample pipeline's ``visible_count`` /
+        ``dropped_count``)."""
+        return cls(visible=visible_count.sum(0, dtype=np.int64), dropped=dropped_count.sum(0, dtype=np.int64))
+
     def __add__(self, other: DroppedKeypointStats) -> DroppedKeypointStats:
         if self.visible.shape != other.visible.shape:
             raise ValueError(f"cannot add stats of {self.visible.size} and {other.visible.size} keypoints")

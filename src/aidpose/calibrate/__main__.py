@@ -42,6 +42,7 @@ def target_setting(target_cfg: dict[str, Any]) -> str:
 
 def calibrate(cfg: DictConfig) -> dict[str, Any]:
     """Measure the target's initial loss, search the dropper's strength, write and print the result."""
+    from aidpose.builders import dropper_config
     from aidpose.calibrate.search import (
         changed_arguments,
         complete_dropper_config,
@@ -52,7 +53,7 @@ def calibrate(cfg: DictConfig) -> dict[str, Any]:
         strength_param,
         within_tolerance,
     )
-    from aidpose.runtime import dropper_option, run_choices
+    from aidpose.runtime import run_choices
 
     started = time.time()
     opts = cfg.calibrate
@@ -63,7 +64,7 @@ def calibrate(cfg: DictConfig) -> dict[str, Any]:
     base = OmegaConf.to_container(cfg.dropper, resolve=True)
     spec = strength_param(base, None if opts.range is None else list(opts.range))
     target_name = str(opts.target)
-    target_cfg = dropper_option(target_name, "calibrate.target")
+    target_cfg = dropper_config(target_name, "calibrate.target")
     probe, run, start = build_probe(cfg)
     run_dir = Path(cfg.paths.output_dir)
     rows: list[dict[str, Any]] = []
@@ -123,7 +124,7 @@ def calibrate(cfg: DictConfig) -> dict[str, Any]:
         "measured_on": describe_measurement(run, probe, start),
         "rows": rows,
         "config": calibrated,
-        "changed": changed_arguments(calibrated, complete_dropper_config(dropper_option(name, "dropper"))),
+        "changed": changed_arguments(calibrated, complete_dropper_config(dropper_config(name, "dropper"))),
         "output": str(output),
         "seconds": round(time.time() - started, 1),
     }

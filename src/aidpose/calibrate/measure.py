@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from aidpose.aid.stats import dropped_keypoint_stats
+from aidpose.aid.stats import DroppedKeypointStats
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,7 @@ class InitialLoss:
 
     Args:
         module: the pose module at its start weights (restored before every measurement).
-        make_dataset: ``dropper -> training TopDownDataset`` (a fresh dataset per measurement, so its
-            per-process generator starts from the sample's seed).
+        make_dataset: ``dropper -> training dataset`` of the paradigm (a fresh dataset per measurement).
         indices: the dataset indices of the fixed samples, in batch order.
         seed: base of the per-sample seeds (:func:`sample_seed`): each sample's augmentation and dropper
             draw from a generator seeded by ``(seed, position)``, whatever the dropper drew before.
@@ -68,7 +67,7 @@ class InitialLoss:
         """The fixed batches as seen through ``dropper`` (None: no dropper)."""
         from torch.utils.data import default_collate
 
-        from aidpose.data.topdown import SampleKey
+        from aidpose.data.pipeline import SampleKey
 
         dataset = self.make_dataset(dropper)
         items = [
@@ -91,22 +90,20 @@ class InitialLoss:
             module.eval()
             with torch.no_grad():
                 for batch in batches:
-                    losses.append(
-                        float(module.loss(module(batch["image"]), batch["target"], batch["target_weight"]))
-                    )
+                    losses.append(float(module.training_losses(batch)["loss"]))
         else:
             module.train()
             optimizer = module.optimizer_factory(module.parameters(), lr=self.lr)
             for step in range(self.steps):
                 batch = batches[step % len(batches)]
-                loss = module.loss(module(batch["image"]), batch["target"], batch["target_weight"])
+                loss = module.training_losses(batch)["loss"]
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 losses.append(float(loss.detach()))
-        stats = dropped_keypoint_stats(
-            torch.cat([b["dropped"] for b in batches]).numpy(),
-            torch.cat([b["visible"] for b in batches]).numpy(),
+        stats = DroppedKeypointStats.of_items(
+            torch.cat([b["visible_count"] for b in batches]).numpy(),
+            torch.cat([b["dropped_count"] for b in batches]).numpy(),
         )
         return Measurement(float(np.mean(losses)), float(np.nan_to_num(stats.fraction)))  # none visible: 0
 

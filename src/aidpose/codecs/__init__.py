@@ -1,5 +1,7 @@
-"""Keypoint codecs: keypoints ↔ training targets / network outputs."""
+"""Keypoint codecs: keypoints ↔ training targets / network outputs, behind one contract (``codecs.base``)."""
 
+from aidpose.codecs.associative_embedding import AssociativeEmbeddingCodec
+from aidpose.codecs.base import TEST_OPTIONS, KeypointCodec, Prediction
 from aidpose.codecs.udp_heatmap import (
     UDPHeatmapCodec,
     decode_to_image,
@@ -10,6 +12,10 @@ from aidpose.codecs.udp_heatmap import (
 )
 
 __all__ = [
+    "TEST_OPTIONS",
+    "AssociativeEmbeddingCodec",
+    "KeypointCodec",
+    "Prediction",
     "UDPHeatmapCodec",
     "decode_to_image",
     "decode_udp_heatmaps",

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from aidpose.codecs.base import KeypointCodec, Prediction
 from aidpose.codecs.grouping import (
     COCO_JOINT_ORDER,
     fill_missing_joints,
@@ -160,7 +161,7 @@ def merge_scales(
     """Multi-scale test: per-scale heatmaps ``(B, K, h_s, w_s)`` and tags ``(B, K, h_s, w_s, L_s)`` → heatmaps
     averaged and tags concatenated at ``size = (W, H)``.
 
-    Every scale's input must cover the same image region (``aidpose.data.bottomup.inference_warps``), so resizing with
+    Every scale's input must cover the same image region (``aidpose.geometry.inference.inference_warps``), so resizing with
     aligned corners maps the same image point to the same pixel.
     """
     out_hw = (int(size[1]), int(size[0]))
@@ -184,17 +185,14 @@ def _numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.float32)
 
 
-@dataclass(frozen=True)
-class BottomUpPrediction:
-    """People found in one image: keypoints ``(P, K, 3)`` [x, y, score] in image pixels, scores ``(P,)``."""
-
-    keypoints: np.ndarray
-    scores: np.ndarray
-
-
 @dataclass
-class AssociativeEmbeddingCodec:
-    """Bottom-up UDP targets and associative-embedding decoding (every option reachable from a config).
+class AssociativeEmbeddingCodec(KeypointCodec):
+    """Bottom-up UDP targets and associative-embedding decoding (the :class:`~aidpose.codecs.base.KeypointCodec`
+    contract; every option reachable from a config).
+
+    Its outputs at test time: the network's outputs of one test input (a list, lowest resolution first) are
+    merged into ``(heatmaps, tags)`` at the largest resolution (:meth:`merge_outputs`); :meth:`flip_back`,
+    :meth:`merge_flip`, :meth:`merge_scales` and :meth:`decode` take such merged maps.
 
     Args:
         input_size: network input (width, height) in training.
@@ -210,7 +208,7 @@ class AssociativeEmbeddingCodec:
         joint_order: grouping order (default: HigherHRNet's for 17 COCO joints, else 0..K-1).
         use_udp: align corners when resizing maps (UDP); False resizes as plain bilinear.
         refine: fill each person's missing joints from the heatmaps (HigherHRNet's ``refine``).
-        dark_kernel: DARK-UDP blur kernel for the refinement of every joint (0: no refinement).
+        blur_kernel: DARK-UDP blur kernel for the refinement of every joint (0: no refinement).
         flip_test: average with the mirrored input. scales: test scales (e.g. ``[0.5, 1, 2]``).
         tags_all_scales: concatenate the tags of every scale (False: scale 1's only, HigherHRNet's code).
     """
@@ -228,7 +226,7 @@ class AssociativeEmbeddingCodec:
     joint_order: list[int] | None = None
     use_udp: bool = True
     refine: bool = True
-    dark_kernel: int = 3
+    blur_kernel: int = 3
     flip_test: bool = True
     scales: list[float] = field(default_factory=lambda: [1.0])
     tags_all_scales: bool = True
@@ -273,8 +271,8 @@ class AssociativeEmbeddingCodec:
             raise ValueError(f"sigma must be > 0, got {self.sigma}")
         if not self.scales or min(self.scales) <= 0:
             raise ValueError(f"scales must be positive test scales such as [0.5, 1, 2], got {self.scales}")
-        if self.dark_kernel and self.dark_kernel % 2 != 1:
-            raise ValueError(f"dark_kernel must be odd (or 0 for no refinement), got {self.dark_kernel}")
+        if self.blur_kernel and self.blur_kernel % 2 != 1:
+            raise ValueError(f"blur_kernel must be odd (or 0 for no refinement), got {self.blur_kernel}")
 
     def check_output_size(self, output_sizes: Sequence[Sequence[int]], network: str) -> None:
         """Raise a clear error when the network's outputs ``[(width, height), ...]`` are not ``heatmap_sizes``."""
@@ -328,24 +326,27 @@ class AssociativeEmbeddingCodec:
 
     # ---------------------------------------------------------------- decoding
     def merge_outputs(
-        self,
-        outputs: Sequence[torch.Tensor],
-        num_keypoints: int,
-        flipped_outputs: Sequence[torch.Tensor] | None = None,
-        flip_index: Sequence[int] | np.ndarray | None = None,
+        self, outputs: Sequence[torch.Tensor], num_keypoints: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One scale's outputs (and those of the mirrored input) → heatmaps (B, K, H, W), tags (B, K, H, W, L)."""
-        heatmaps, tags = merge_resolutions(
+        """One test input's outputs (lowest resolution first) → heatmaps (B, K, H, W) and tags (B, K, H, W, L)."""
+        return merge_resolutions(
             outputs, num_keypoints, self.with_heatmaps, self.with_tags, align_corners=self.use_udp
         )
-        if flipped_outputs is None:
-            return heatmaps, tags
-        if flip_index is None:
-            raise ValueError("flip test needs the layout's flip_index")
-        flipped = merge_resolutions(
-            flipped_outputs, num_keypoints, self.with_heatmaps, self.with_tags, align_corners=self.use_udp
-        )
-        return merge_flip(heatmaps, tags, *flip_back(*flipped, flip_index))
+
+    def flip_back(
+        self, outputs: tuple[torch.Tensor, torch.Tensor], flip_index: Sequence[int] | np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Merged maps of a mirrored input → those of the original input (see :func:`flip_back`)."""
+        return flip_back(*outputs, flip_index)
+
+    def merge_flip(
+        self,
+        outputs: tuple[torch.Tensor, torch.Tensor],
+        mirrored: tuple[torch.Tensor, torch.Tensor],
+        flip_index: Sequence[int] | np.ndarray,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flip test on merged maps: heatmaps averaged, tags stacked (see :func:`merge_flip`)."""
+        return merge_flip(*outputs, *self.flip_back(mirrored, flip_index))
 
     def merge_scales(
         self, heatmaps: Sequence[torch.Tensor], tags: Sequence[torch.Tensor], size: Sequence[int]
@@ -361,21 +362,19 @@ class AssociativeEmbeddingCodec:
 
     def decode(
         self,
-        heatmaps: torch.Tensor | np.ndarray,
-        tags: torch.Tensor | np.ndarray,
-        heatmap_to_image: np.ndarray,
-        joint_order: Sequence[int] | None = None,
-    ) -> BottomUpPrediction:
-        """People of one image from merged heatmaps ``(K, H, W)`` and tags ``(K, H, W, L)``.
+        outputs: tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray],
+        to_image: np.ndarray,
+    ) -> Prediction:
+        """People of one image from its merged maps ``outputs`` = (heatmaps ``(K, H, W)``, tags ``(K, H, W, L)``).
 
-        ``heatmap_to_image`` (2, 3) maps heatmap pixels to image pixels (see ``aidpose.data.bottomup.inference_warps``).
+        ``to_image`` (2, 3) maps heatmap pixels to image pixels (``aidpose.codecs.udp_heatmap.heatmap_to_image_matrix``).
         People are scored by the mean heat of their grouped joints over all K joints (missing ones count 0,
         before filling, as HigherHRNet); at most ``max_people`` highest-scoring people are returned.
         """
-        heat = _numpy(heatmaps)
-        tag_maps = _numpy(tags)
+        heat = _numpy(outputs[0])
+        tag_maps = _numpy(outputs[1])
         num_joints = heat.shape[0]
-        order = joint_order or self.joint_order
+        order = self.joint_order
         if order is None:
             order = COCO_JOINT_ORDER if num_joints == len(COCO_JOINT_ORDER) else range(num_joints)
         candidates = top_k_candidates(heatmap_nms(heat, self.nms_kernel), tag_maps, self.top_k)
@@ -388,8 +387,8 @@ class AssociativeEmbeddingCodec:
         keypoints, scores, person_tags = keypoints[keep], scores[keep], groups.tags[keep]
         if self.refine and len(keypoints):
             keypoints = fill_missing_joints(keypoints, person_tags, heat, tag_maps, candidates)
-        if self.dark_kernel and len(keypoints):
-            keypoints[..., :2] = refine_dark_udp(heat, keypoints[..., :2], self.dark_kernel)
-        image_xy = apply_affine(keypoints[..., :2], np.asarray(heatmap_to_image, dtype=np.float64))
+        if self.blur_kernel and len(keypoints):
+            keypoints[..., :2] = refine_dark_udp(heat, keypoints[..., :2], self.blur_kernel)
+        image_xy = apply_affine(keypoints[..., :2], np.asarray(to_image, dtype=np.float64))
         out = np.concatenate([image_xy, keypoints[..., 2:3]], axis=-1).astype(np.float32)
-        return BottomUpPrediction(out, scores.astype(np.float32))
+        return Prediction(out, scores.astype(np.float32))

@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 import torch
 
-from aidpose.geometry.affine import apply_affine
+from aidpose.codecs.base import KeypointCodec, Prediction
+from aidpose.geometry.affine import apply_affine, invert_affine
 
 
 def udp_stride(input_size: Sequence[int], heatmap_size: Sequence[int]) -> np.ndarray:
@@ -157,6 +158,15 @@ def heatmap_to_input(
     return np.asarray(coords) * udp_stride(input_size, heatmap_size)
 
 
+def heatmap_to_image_matrix(
+    image_to_input: np.ndarray, input_size: Sequence[int], heatmap_size: Sequence[int]
+) -> np.ndarray:
+    """2×3 matrix from heatmap pixels to image pixels: heatmap → input (UDP stride) → image."""
+    inv = invert_affine(image_to_input)
+    stride = udp_stride(input_size, heatmap_size)
+    return np.concatenate([inv[:, :2] * stride[None, :], inv[:, 2:]], axis=1)
+
+
 def decode_to_image(
     heatmaps: np.ndarray | torch.Tensor,
     inv_affine: np.ndarray,
@@ -186,8 +196,9 @@ def flip_back_heatmaps(
 
 
 @dataclass(frozen=True)
-class UDPHeatmapCodec:
-    """The heatmap geometry of a run in one object, built once from ``paradigm.codec`` and shared by the
+class UDPHeatmapCodec(KeypointCodec):
+    """Top-down UDP heatmaps: one Gaussian heatmap per keypoint of one person's crop (the
+    :class:`~aidpose.codecs.base.KeypointCodec` contract), built once from ``paradigm.codec`` and shared by the
     dataset (:meth:`encode`), the LightningModule and inference (:meth:`decode`, :meth:`flip_back`).
 
     Args:
@@ -196,12 +207,14 @@ class UDPHeatmapCodec:
             ``input_size`` (:meth:`check_output_size`, called when the model is built).
         sigma: Gaussian sigma of the targets in heatmap pixels.
         blur_kernel: odd size of the DARK-UDP blur before decoding (11 for sigma=2, 17 for sigma=3).
+        flip_test: decode the mean of the crop's and its mirror's heatmaps (``test.flip``).
     """
 
     input_size: tuple[int, int]
     heatmap_size: tuple[int, int]
     sigma: float
     blur_kernel: int = 11
+    flip_test: bool = True
 
     def __post_init__(self) -> None:
         sizes = {"input_size": self.input_size, "heatmap_size": self.heatmap_size}
@@ -217,28 +230,44 @@ class UDPHeatmapCodec:
             )
         object.__setattr__(self, "sigma", float(self.sigma))
         object.__setattr__(self, "blur_kernel", int(self.blur_kernel))
+        object.__setattr__(self, "flip_test", bool(self.flip_test))
 
-    def encode(self, keypoints: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Targets ``(K, h, w)`` and weights ``(K,)`` of one instance's keypoints ``(K, 2)`` in input pixels."""
-        return encode_udp_heatmaps(keypoints, weights, self.input_size, self.heatmap_size, self.sigma)
+    def output_channels(self, num_keypoints: int) -> int:
+        """One heatmap per keypoint."""
+        return num_keypoints
 
-    def decode(self, heatmaps: np.ndarray | torch.Tensor, inv_affine: np.ndarray) -> np.ndarray:
-        """Heatmaps ``(N, K, h, w)`` and crop→image matrices ``(N, 2, 3)`` → ``(N, K, 3)`` image [x, y, score]."""
-        return decode_to_image(heatmaps, inv_affine, self.input_size, self.heatmap_size, self.blur_kernel)
-
-    @staticmethod
-    def flip_back(
-        heatmaps: np.ndarray | torch.Tensor, flip_index: Sequence[int] | np.ndarray | torch.Tensor
-    ) -> np.ndarray | torch.Tensor:
-        """Heatmaps of a mirrored crop → heatmaps of the original crop (see :func:`flip_back_heatmaps`)."""
-        return flip_back_heatmaps(heatmaps, flip_index)
-
-    def check_output_size(self, output_size: Sequence[int], network: str) -> None:
-        """Raise a clear error when the network's output ``(width, height)`` is not ``heatmap_size``."""
-        measured = [int(v) for v in output_size]
-        if tuple(measured) != self.heatmap_size:
+    def check_output_size(self, output_sizes: Sequence[Sequence[int]], network: str) -> None:
+        """Raise a clear error when the network's output ``[(width, height)]`` is not ``[heatmap_size]``."""
+        measured = [[int(v) for v in size] for size in output_sizes]
+        if measured != [list(self.heatmap_size)]:
+            shown = measured[0] if len(measured) == 1 else measured
             raise ValueError(
                 f"paradigm.codec.heatmap_size={list(self.heatmap_size)} does not fit the network: {network} "
-                f"maps paradigm.input_size={list(self.input_size)} to {measured} heatmaps (width, height). "
-                f"Set paradigm.codec.heatmap_size={measured}, or change paradigm.input_size or the backbone."
+                f"maps paradigm.input_size={list(self.input_size)} to {shown} heatmaps (width, height). "
+                f"Set paradigm.codec.heatmap_size={shown}, or change paradigm.input_size or the backbone."
             )
+
+    def encode(self, keypoints: np.ndarray, visible: np.ndarray) -> dict[str, np.ndarray]:
+        """``heatmaps`` ``(K, h, w)`` and ``keypoint_weights`` ``(K,)`` of the one person ``(1, K, 2)`` of a
+        crop (keypoints in input pixels; a labelled keypoint weighs 1, see :func:`encode_udp_heatmaps`)."""
+        if len(keypoints) != 1:
+            raise ValueError(f"UDPHeatmapCodec encodes the one person of a crop, got {len(keypoints)} people")
+        weights = (np.asarray(visible[0]) > 0).astype(np.float32)
+        heatmaps, weights = encode_udp_heatmaps(
+            keypoints[0], weights, self.input_size, self.heatmap_size, self.sigma
+        )
+        return {"heatmaps": heatmaps, "keypoint_weights": weights}
+
+    def flip_back(
+        self, outputs: np.ndarray | torch.Tensor, flip_index: Sequence[int] | np.ndarray | torch.Tensor
+    ) -> np.ndarray | torch.Tensor:
+        """Heatmaps of mirrored crops → heatmaps of the original crops (see :func:`flip_back_heatmaps`)."""
+        return flip_back_heatmaps(outputs, flip_index)
+
+    def decode(self, outputs: np.ndarray | torch.Tensor, to_image: np.ndarray) -> Prediction:
+        """Heatmaps ``(N, K, h, w)`` of N crops and their crop → image matrices ``(N, 2, 3)`` → the N people:
+        keypoints ``(N, K, 3)`` [x, y, score] in image pixels, scored by their mean keypoint score."""
+        keypoints = decode_to_image(
+            outputs, np.asarray(to_image), self.input_size, self.heatmap_size, self.blur_kernel
+        )
+        return Prediction(keypoints, keypoints[..., 2].mean(axis=1))

@@ -1,6 +1,7 @@
-"""COCO-format keypoint annotations (COCO, CrowdPose, SynthPose) → flat per-instance records.
+"""COCO-format keypoint annotations (COCO, CrowdPose, SynthPose) → records: one row per person instance (top-down,
+:func:`load_instances`) or per image with its people (bottom-up, :func:`load_images`).
 
-Every skipped instance or box is counted under a reason in the returned summary, so a run can log
+Every skipped instance, box or annotation is counted under a reason in the returned summary, so a run can log
 exactly what it trains and evaluates on.
 """
 
@@ -13,6 +14,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 from pycocotools.coco import COCO
@@ -38,6 +40,11 @@ class InstanceRecords:
     def select(self, mask: np.ndarray) -> InstanceRecords:
         """The records where ``mask`` is true."""
         return InstanceRecords(**{f.name: getattr(self, f.name)[mask] for f in fields(self)})
+
+
+def is_labelled_person(ann: dict[str, Any]) -> bool:
+    """The one rule of who is a person to train on: not ``iscrowd`` and at least one labelled keypoint (v > 0)."""
+    return not ann.get("iscrowd", 0) and bool((np.asarray(ann.get("keypoints", ()))[2::3] > 0).any())
 
 
 def how_to_get_data(path: str | os.PathLike, layout: str = "coco") -> str:
@@ -244,3 +251,56 @@ def load_instances(
     if not len(records):
         raise ValueError(f"no instances left to use from {ann_file} (boxes={boxes!r}): {dict(counts)}")
     return coco, records, {key: int(value) for key, value in sorted(counts.items()) if value}
+
+
+class ImageRecords(NamedTuple):
+    """One row per image: id, file, size, people (N_i, K, 3) with labelled keypoints, annotations."""
+
+    image_id: np.ndarray
+    file: list[str]
+    size: np.ndarray  # (I, 2) width, height
+    keypoints: list[np.ndarray]
+    annotations: list[list[dict[str, Any]]]
+
+
+def load_images(
+    ann_file: str | os.PathLike, image_dir: str | os.PathLike, num_keypoints: int, layout: str = "coco"
+) -> tuple[COCO, ImageRecords, dict[str, int]]:
+    """Images of a COCO-format file with at least one annotation (HigherHRNet's training set).
+
+    Labelled persons (:func:`is_labelled_person`) are trained on; the other annotations feed the ignore
+    mask. Returns the pycocotools ``COCO``, the records and counts (images, people, skipped).
+    """
+    coco = load_coco(ann_file, layout)
+    counts: Counter = Counter()
+    ids, files, sizes, people, anns = [], [], [], [], []
+    for image_id, image in coco.imgs.items():
+        image_anns = coco.imgToAnns.get(image_id, [])
+        if not image_anns:
+            counts["skipped_images_without_annotations"] += 1
+            continue
+        kps = []
+        for ann in image_anns:
+            k = np.asarray(ann.get("keypoints", ()), dtype=np.float32)
+            if k.size and k.size != 3 * num_keypoints:
+                raise ValueError(
+                    f"{ann_file}: annotation {ann.get('id')} has {k.size // 3} keypoints but the layout has "
+                    f"{num_keypoints}; choose the matching layout (coco: 17, crowdpose: 14)."
+                )
+            if not is_labelled_person(ann):
+                counts["ignored_annotations"] += 1
+                continue
+            kps.append(k.reshape(num_keypoints, 3))
+        ids.append(image_id)
+        files.append(os.path.join(image_dir, image["file_name"]))
+        sizes.append((image["width"], image["height"]))
+        people.append(np.stack(kps) if kps else np.zeros((0, num_keypoints, 3), np.float32))
+        anns.append(image_anns)
+    counts["images"] = len(ids)
+    counts["people"] = sum(len(p) for p in people)
+    if not ids:
+        raise ValueError(f"no annotated images in {ann_file}. {how_to_get_data(ann_file, layout)}")
+    records = ImageRecords(
+        np.array(ids, dtype=np.int64), files, np.array(sizes, dtype=np.int64), people, anns
+    )
+    return coco, records, {k: int(v) for k, v in sorted(counts.items()) if v}

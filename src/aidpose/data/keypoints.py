@@ -8,7 +8,7 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class KeypointMeta:
+class KeypointLayout:
     """Everything the pipeline, codecs and metrics need to know about a keypoint layout.
 
     ``skeleton`` uses COCO's 1-based indices (as stored in annotation files); ``flip_pairs``
@@ -40,7 +40,7 @@ class KeypointMeta:
 
 
 # fmt: off
-COCO = KeypointMeta(
+COCO = KeypointLayout(
     name="coco",
     keypoint_names=(
         "nose", "left_eye", "right_eye", "left_ear", "right_ear",
@@ -59,7 +59,7 @@ COCO = KeypointMeta(
     upper_body_ids=tuple(range(11)),
 )
 
-CROWDPOSE = KeypointMeta(
+CROWDPOSE = KeypointLayout(
     name="crowdpose",
     keypoint_names=(
         "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
@@ -77,10 +77,10 @@ CROWDPOSE = KeypointMeta(
 
 # fmt: on
 
-LAYOUTS: dict[str, KeypointMeta] = {m.name: m for m in (COCO, CROWDPOSE)}
+LAYOUTS: dict[str, KeypointLayout] = {m.name: m for m in (COCO, CROWDPOSE)}
 
 
-def get_layout(name: str) -> KeypointMeta:
+def get_layout(name: str) -> KeypointLayout:
     """Return the keypoint layout called ``name`` ("coco" or "crowdpose")."""
     try:
         return LAYOUTS[name]

@@ -8,14 +8,14 @@ every run and on every DDP rank. It measures the dropped pixels of each crop; th
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from torch.utils.data import Dataset
 
 from aidpose.aid.transforms import declared_strength
-from aidpose.data.topdown import KeypointDropper, TopDownDataset
-from aidpose.geometry.affine import apply_affine, invert_affine
+from aidpose.data.pipeline import KeypointDropper, SampleDataset
 
 
 def crop_rng(seed: int, index: int) -> np.random.Generator:
@@ -46,13 +46,19 @@ def occlude(
 
 
 class OccludedDataset(Dataset):
-    """A val ``TopDownDataset`` whose crops are occluded by ``dropper`` (seeded per crop).
+    """A val dataset of the sample pipeline whose samples are occluded by ``dropper`` (seeded per sample).
 
-    Items are the base dataset's, with the occluded ``image``, ``dropped`` (keypoints whose pixel was
-    dropped) and ``occluded_frac``: the measured fraction of the crop's pixels that were dropped.
+    Items are the base dataset's, from the occluded image (the targets are unchanged), with the dropper's
+    statistics of the occlusion (``dropped_count``) and ``occluded_frac``: the measured fraction of the input's
+    pixels that were dropped.
     """
 
-    def __init__(self, base: TopDownDataset, dropper: KeypointDropper, seed: int) -> None:
+    def __init__(self, base: Dataset, dropper: KeypointDropper, seed: int) -> None:
+        if not isinstance(base, SampleDataset):
+            raise TypeError(
+                f"test.occlusion occludes the samples of the sample pipeline (person crops); the validation set "
+                f"{type(base).__name__} holds whole images at the test scales: evaluate it without test.occlusion"
+            )
         if not callable(getattr(dropper, "drop", None)):
             raise TypeError(f"dropper {type(dropper).__name__} has no drop(image, keypoints, rng) method")
         self.base = base
@@ -71,14 +77,13 @@ class OccludedDataset(Dataset):
         return len(self.base)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        item = dict(self.base[index])
-        index = int(item["index"])  # the instance actually read (unreadable images are replaced)
-        image = np.ascontiguousarray(item["image"].transpose(1, 2, 0))
-        keypoints = self.base.records.keypoints[index]
-        crop_xy = apply_affine(keypoints[:, :2], invert_affine(item["inv_affine"]))
-        occluded, dropped, mask = occlude(image, crop_xy, keypoints[:, 2], self.dropper, self.seed, index)
-        item["image"] = np.ascontiguousarray(occluded.transpose(2, 0, 1))
-        item["dropped"] = dropped
+        # sample.index: the instance actually read (an unreadable image is replaced by the next readable one)
+        sample = self.base.sample(index)
+        keypoints, visibility = sample.keypoints.reshape(-1, 2), sample.visibility.reshape(-1)
+        occluded, dropped, mask = occlude(
+            sample.image, keypoints, visibility, self.dropper, self.seed, sample.index
+        )
+        item = self.base.item(replace(sample, image=occluded, dropped=dropped.reshape(sample.dropped.shape)))
         item["occluded_frac"] = np.float32(mask.mean())
         return item
 

@@ -1,157 +1,30 @@
-"""``TopDownDataset``: one person crop per item, UDP geometry, optional AID dropper, UDP heatmap targets.
+"""``TopDownDataset``: one person crop per item through the shared sample pipeline (``aidpose.data.pipeline``).
 
-Per item: decode the image (cv2, every time), sample the augmentation, warp once with the UDP matrix
-(flip folded in), let the dropper drop information from the crop, encode the heatmap targets. Items
-are dicts of numpy arrays and scalars; the default collate turns them into tensors. Images stay uint8
-CHW RGB; the model normalises the batch on the device.
+Per item: decode the image (cv2, every time), sample the augmentation of the person's box, warp once with the
+UDP matrix (flip folded in), let the dropper drop information from the crop, encode the codec's targets.
 """
 
 from __future__ import annotations
 
-import ctypes
-import multiprocessing
 import os
-import time
-from collections import defaultdict
-from collections.abc import Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
-import cv2
 import numpy as np
-from torch.utils.data import Dataset
 
-from aidpose.codecs.udp_heatmap import UDPHeatmapCodec
+from aidpose.codecs.base import KeypointCodec
 from aidpose.data.coco import load_instances
-from aidpose.data.keypoints import get_layout
-from aidpose.geometry.affine import (
-    apply_affine,
-    box_to_center_scale,
-    invert_affine,
-    udp_warp_matrix,
-    warp_to_rgb,
-)
-from aidpose.geometry.augment import TopDownAugmentation
+from aidpose.data.pipeline import KeypointDropper, SampleDataset, WarpedSample
+from aidpose.geometry.affine import box_to_center_scale, invert_affine
+from aidpose.geometry.augment import AugmentationParams, TopDownAugmentation
 
 
-class KeypointDropper(Protocol):
-    """Drops information from a warped crop (AID). May modify ``image`` in place.
-
-    ``image`` is the uint8 HWC RGB crop, ``keypoints`` (K, 2) float crop coordinates and ``visibility``
-    (K,) their COCO flags (0: not labelled, its coordinates are meaningless); returns the image and a bool
-    mask (K,) of the keypoints it dropped (covered). ``aidpose.aid``'s droppers implement this.
-    """
-
-    def drop(
-        self,
-        image: np.ndarray,
-        keypoints: np.ndarray,
-        rng: np.random.Generator,
-        *,
-        visibility: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-class SampleKey(NamedTuple):
-    """A training item and what its random draws depend on: one generator per (seed, epoch, index).
-
-    The training sampler yields these keys (``aidpose.training.datamodule.EpochSampler``), so a sample's
-    flips, scales, rotations and dropper regions are a function of the run's seed, the epoch and the item:
-    the same whichever rank or loader worker reads it, with any number of workers, and after a resume;
-    different items (so different ranks' and workers' items) draw from different streams. A plain ``int``
-    index is ``SampleKey(index)`` (seed 0, epoch 0).
-    """
-
-    index: int
-    seed: int = 0
-    epoch: int = 0
-
-    def rng(self) -> np.random.Generator:
-        return np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, self.index]))
-
-
-class StageTimer:
-    """Accumulates wall time per pipeline stage (set ``dataset.stage_timer``; scripts/bench_pipeline.py)."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-        self._last = time.perf_counter()
-
-    def start(self) -> None:
-        self._last = time.perf_counter()
-
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.seconds[stage] += now - self._last
-        self._last = now
-
-
-class _NoTimer(StageTimer):
-    def start(self) -> None:
-        pass
-
-    def lap(self, stage: str) -> None:
-        pass
-
-
-_NO_TIMER = _NoTimer()
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-
-
-def tune_malloc(mmap_threshold: int = 16 << 20, trim_threshold: int = 64 << 20) -> bool:
-    """Let glibc keep image-sized buffers on its heap (``mallopt``); returns False where not glibc.
-
-    By default glibc serves ~1 MB decode/warp buffers with fresh ``mmap``s and returns them on free,
-    so every sample faults its pages in again (up to ~0.8 ms per sample here). Raising the mmap and
-    trim thresholds (the ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_`` settings) reuses them.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    return bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(
-        libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold)
-    )
-
-
-class ImageReader:
-    """Decodes a dataset's image files (BGR) by index. With ``skip_unreadable``, an unreadable file is replaced
-    by the next readable one and counted in :attr:`skipped` (shared by every loader worker process); without,
-    it is an error naming the file."""
-
-    def __init__(self, skip_unreadable: bool) -> None:
-        self.skip_unreadable = skip_unreadable
-        self._skipped = multiprocessing.Value("q", 0)
-
-    @property
-    def skipped(self) -> int:
-        """Unreadable files skipped so far, in every process."""
-        return int(self._skipped.value)
-
-    def read(self, files: Sequence[str], index: int) -> tuple[np.ndarray, int]:
-        """The image ``files[index]`` or, skipping, the next readable one; and the index it came from."""
-        for attempt in range(len(files)):
-            i = (index + attempt) % len(files)
-            image = cv2.imread(str(files[i]), cv2.IMREAD_COLOR)
-            if image is not None:
-                return image, i
-            if not self.skip_unreadable:
-                raise OSError(
-                    f"cannot read image {files[i]} (missing, truncated or not an image). Set "
-                    "loader.skip_unreadable_images=true to skip (and count) unreadable images."
-                )
-            with self._skipped.get_lock():
-                self._skipped.value += 1
-        raise OSError(f"none of the dataset's images can be read (the first: {files[0]})")
-
-
-class TopDownDataset(Dataset):
+class TopDownDataset(SampleDataset):
     """Top-down person crops of a COCO-format keypoint dataset.
 
     Args:
         ann_file, image_dir: COCO-format annotation file and the folder of its images.
         train: augmentation and dropper on (True) or plain centred crops (False).
-        codec: the run's heatmap codec: crop size (``codec.input_size``) and target encoding.
+        codec: the run's top-down codec: crop size (``codec.input_size``) and target encoding.
         layout: keypoint layout name (``aidpose.data.keypoints``).
         augmentation: training augmentation (None: none).
         dropper: AID dropper applied to training crops (None: none).
@@ -160,7 +33,8 @@ class TopDownDataset(Dataset):
         padding: box → crop padding factor.
         skip_unreadable_images: skip and count missing/unreadable images instead of raising.
 
-    Each process that reads items calls ``tune_malloc()`` once (faster image buffers under glibc).
+    Items (besides the image, the codec's targets and the dropper's statistics): ``image_id``, ``ann_id``,
+    ``inv_affine`` (crop → image), ``bbox_score``, ``area`` and ``index`` (the instance read).
     """
 
     def __init__(
@@ -169,7 +43,7 @@ class TopDownDataset(Dataset):
         image_dir: str | os.PathLike,
         *,
         train: bool,
-        codec: UDPHeatmapCodec,
+        codec: KeypointCodec,
         layout: str = "coco",
         augmentation: TopDownAugmentation | None = None,
         dropper: KeypointDropper | None = None,
@@ -184,17 +58,16 @@ class TopDownDataset(Dataset):
             raise ValueError(
                 "training needs annotated boxes: set boxes='gt' (boxes='detections' is for evaluation)"
             )
-        if dropper is not None and not callable(getattr(dropper, "drop", None)):
-            raise TypeError(f"dropper {type(dropper).__name__} has no drop(image, keypoints, rng) method")
-        self.layout = get_layout(layout)
-        self.ann_file = str(ann_file)
-        self.image_dir = str(image_dir)
-        self.train = train
-        self.codec = codec
-        self.input_size = codec.input_size
-        self.augmentation = augmentation if train else None
-        self.dropper = dropper if train else None
-        self.image_reader = ImageReader(skip_unreadable_images)
+        super().__init__(
+            ann_file,
+            image_dir,
+            codec=codec,
+            layout=layout,
+            train=train,
+            augmentation=augmentation,
+            dropper=dropper,
+            skip_unreadable_images=skip_unreadable_images,
+        )
         self.coco, self.records, self.summary = load_instances(
             ann_file,
             image_dir,
@@ -206,82 +79,33 @@ class TopDownDataset(Dataset):
             min_box_area=min_box_area,
             skip_unreadable_images=skip_unreadable_images,
         )
-        self.crop_shape = (self.input_size[1], self.input_size[0], 3)
+        self.files = self.records.file
         self.aspect_ratio = self.input_size[0] / self.input_size[1]
         self.centers, self.scales = box_to_center_scale(self.records.bbox, self.aspect_ratio, padding)
-        self.flip_index = self.layout.flip_index
         self.upper_body_ids = self.layout.upper_body_ids
-        self._malloc_pid: int | None = None
-        self.stage_timer: StageTimer | None = None
-
-    @property
-    def num_keypoints(self) -> int:
-        return self.layout.num_keypoints
-
-    @property
-    def num_unreadable_skipped(self) -> int:
-        """Images that could not be decoded and were replaced by another instance (all workers)."""
-        return self.image_reader.skipped
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, key: int | SampleKey) -> dict[str, Any]:
-        key = SampleKey(*key) if isinstance(key, tuple) else SampleKey(int(key))
-        if self._malloc_pid != os.getpid():  # once per (worker) process
-            tune_malloc()
-            self._malloc_pid = os.getpid()
-        timer = self.stage_timer or _NO_TIMER
-        timer.start()
-        image, index = self.image_reader.read(self.records.file, key.index)
-        timer.lap("decode")
-        keypoints = self.records.keypoints[index]
-        center, scale, rotation, flip = self.centers[index], self.scales[index], 0.0, False
-        rng = key.rng() if self.augmentation is not None or self.dropper is not None else None
-        if self.augmentation is not None:
-            params = self.augmentation.sample(
-                rng, keypoints, center, scale, self.aspect_ratio, self.upper_body_ids
-            )
-            center, scale, rotation, flip = params.center, params.scale, params.rotation, params.flip
-        timer.lap("augmentation")
+    def people(self, index: int) -> np.ndarray:
+        return self.records.keypoints[index][None]
 
-        matrix = udp_warp_matrix(center, scale, rotation, self.input_size, flip)
-        crop = warp_to_rgb(image, matrix, self.input_size)
-        xy = apply_affine(keypoints[:, :2], matrix)
-        flags = keypoints[:, 2]
-        if flip:
-            xy, flags = xy[self.flip_index], flags[self.flip_index]
-        timer.lap("warp")
+    def warp_params(
+        self, index: int, image_size: tuple[int, int], people: np.ndarray, rng: np.random.Generator | None
+    ) -> AugmentationParams:
+        """The padded box of instance ``index``, with HRNet's augmentation when training."""
+        center, scale = self.centers[index], self.scales[index]
+        if self.augmentation is None:
+            return AugmentationParams(center, scale, 0.0, False, False)
+        return self.augmentation.sample(rng, people[0], center, scale, self.aspect_ratio, self.upper_body_ids)
 
-        if self.dropper is None:
-            dropped = np.zeros(self.num_keypoints, dtype=bool)
-        else:
-            crop, dropped = self.dropper.drop(crop, xy, rng, visibility=flags)
-            dropped = np.asarray(dropped, dtype=bool)
-            if crop.shape != self.crop_shape or dropped.shape != (self.num_keypoints,):
-                raise ValueError(
-                    f"dropper {type(self.dropper).__name__}.drop returned image {crop.shape} and mask "
-                    f"{dropped.shape}; expected {self.crop_shape} and ({self.num_keypoints},)"
-                )
-        timer.lap("dropper")
-
-        target, target_weight = self.codec.encode(xy, (flags > 0).astype(np.float32))
-        timer.lap("target")
-
-        w, h = self.input_size
-        inside = (xy[:, 0] >= -0.5) & (xy[:, 0] < w - 0.5) & (xy[:, 1] >= -0.5) & (xy[:, 1] < h - 0.5)
-        item = {
-            "image": np.ascontiguousarray(crop.transpose(2, 0, 1)),
-            "target": target,
-            "target_weight": target_weight,
-            "dropped": dropped,
-            "visible": (flags == 2) & inside,
+    def item_fields(self, sample: WarpedSample, targets: dict[str, Any]) -> dict[str, Any]:
+        index = sample.index
+        return {
             "image_id": np.int64(self.records.image_id[index]),
             "ann_id": np.int64(self.records.ann_id[index]),
-            "inv_affine": invert_affine(matrix).astype(np.float32),
+            "inv_affine": invert_affine(sample.matrix).astype(np.float32),
             "bbox_score": np.float32(self.records.score[index]),
             "area": np.float32(self.records.area[index]),
             "index": np.int64(index),
         }
-        timer.lap("rest")
-        return item

@@ -63,10 +63,13 @@ def detection_flags(
     it for non-zero, so a match to an annotation whose id is 0 counts as unmatched; this is reproduced.
     """
     is_matched = matched_gt >= 0
-    safe = np.where(is_matched, matched_gt, 0)
-    area_index = np.arange(gt_ignore.shape[0])[:, None, None]
-    inherited = is_matched & gt_ignore[area_index, safe]
-    counted = is_matched & gt_id_nonzero[safe]
+    if gt_ignore.shape[1]:
+        safe = np.where(is_matched, matched_gt, 0)
+        area_index = np.arange(gt_ignore.shape[0])[:, None, None]
+        inherited = is_matched & gt_ignore[area_index, safe]
+        counted = is_matched & gt_id_nonzero[safe]
+    else:  # no ground truth to match (detections on images without people): nothing is matched
+        inherited = counted = np.zeros(matched_gt.shape, dtype=bool)
     low, high = np.array(area_ranges, dtype=np.float64).T
     outside = (dt_area[None, :] < low[:, None]) | (dt_area[None, :] > high[:, None])
     return counted, inherited | (~counted & outside[:, None, :])

@@ -28,12 +28,12 @@ def occlusion_droppers(test: DictConfig) -> tuple[str | None, list[tuple[float |
     from hydra.utils import instantiate
 
     from aidpose.aid.transforms import declared_strength
+    from aidpose.builders import dropper_config
     from aidpose.data.occlusion import level_config
-    from aidpose.runtime import dropper_option
 
     if test.get("occlusion") is None:
         return None, []
-    base = dropper_option(str(test.occlusion), "test.occlusion")
+    base = dropper_config(str(test.occlusion), "test.occlusion")
     levels = test.occlusion_levels
     if levels is None:
         return None, [(None, instantiate(level_config(base, None)))]
@@ -58,18 +58,16 @@ def occlusion_rows(
     trainer: Any,
     module: Any,
     datamodule: Any,
-    droppers: list[tuple[float | None, Any]],
-    seed: int,
+    occluded: list[tuple[float | None, Any]],
     meter: Any,
     clean_metrics: dict[str, float],
 ) -> list[dict[str, Any]]:
-    """One row per occlusion level (the clean evaluation first): measured occlusion and metrics."""
-    from aidpose.data.occlusion import OccludedDataset
-
+    """One row per occlusion level (the clean evaluation first): measured occlusion and metrics of
+    ``occluded``, the (level, ``OccludedDataset``) of every level, each tested in place of the val set."""
     base = datamodule.val_dataset
     rows = [{"level": "clean", "occluded_area": 0.0, "dropped_kpt_frac": 0.0, "metrics": clean_metrics}]
-    for level, dropper in droppers:
-        datamodule.val_dataset = OccludedDataset(base, dropper, seed)
+    for level, dataset in occluded:
+        datamodule.val_dataset = dataset
         trainer.test(module, datamodule=datamodule, verbose=False)
         metrics = {k: float(v) for k, v in module.last_metrics.items()}
         rows.append({"level": level, **meter.summary, "metrics": metrics})

@@ -1,4 +1,4 @@
-"""COCO keypoint results: building them from top-down predictions (rescoring, OKS-NMS), loading, validation."""
+"""COCO keypoint results: building them from predictions (top-down: rescoring, OKS-NMS), loading, validation."""
 
 from __future__ import annotations
 
@@ -185,6 +185,30 @@ def rescore_by_keypoints(box_scores: np.ndarray, keypoint_scores: np.ndarray, th
     return np.asarray(box_scores, dtype=np.float64) * mean
 
 
+def suppress_people(
+    keypoints: np.ndarray,
+    scores: np.ndarray,
+    areas: np.ndarray,
+    *,
+    sigmas: np.ndarray,
+    nms: str = "oks",
+    nms_thr: float = 0.9,
+    soft_nms_thr: float = 0.3,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The poses ``(N, K, 3)`` of one image that NMS keeps and their scores: OKS-NMS at ``nms_thr``
+    (``nms="oks"``), Gaussian soft-OKS-NMS at ``soft_nms_thr`` (``"soft_oks"``: overlapping poses keep decayed
+    scores, at most 20 per image) or none."""
+    if nms == "oks":
+        keep = oks_nms(keypoints, scores, areas, sigmas, nms_thr)
+        return np.asarray(keep), scores[keep]
+    if nms == "soft_oks":  # decays the scores of overlapping poses instead of dropping them
+        keep, kept_scores = soft_oks_nms(keypoints, scores, areas, sigmas, soft_nms_thr)
+        return np.asarray(keep), np.asarray(kept_scores)
+    if nms == "none":
+        return np.arange(len(keypoints)), scores
+    raise ValueError(f"test.nms={nms!r}: choose one of 'oks', 'soft_oks', 'none'")
+
+
 def topdown_results(
     predictions: dict[str, np.ndarray],
     *,
@@ -193,49 +217,35 @@ def topdown_results(
     nms_thr: float = 0.9,
     soft_nms_thr: float = 0.3,
     kpt_score_thr: float = 0.2,
-    category_id: int = 1,
 ) -> list[dict]:
     """COCO keypoint results from top-down predictions.
 
     Each instance is rescored as HRNet/UDP do (box score × mean confidence of the keypoints above
-    ``kpt_score_thr``), then per image OKS-NMS at ``nms_thr`` (``nms="oks"``), Gaussian soft-OKS-NMS at
-    ``soft_nms_thr`` (``"soft_oks"``: overlapping poses keep decayed scores, at most 20 per image) or none.
+    ``kpt_score_thr``), then suppressed per image (:func:`suppress_people`).
     """
     if not predictions:
         return []
-    if nms not in ("oks", "soft_oks", "none"):
-        raise ValueError(f"test.nms={nms!r}: choose one of 'oks', 'soft_oks', 'none'")
     keypoints = predictions["keypoints"]
     scores = rescore_by_keypoints(predictions["bbox_score"], keypoints[..., 2], kpt_score_thr)
     by_image: dict[int, list[int]] = defaultdict(list)
     for i, image_id in enumerate(predictions["image_id"].tolist()):
         by_image[image_id].append(i)
-    results = []
+    kept: dict[str, list[np.ndarray]] = {"image_id": [], "keypoints": [], "score": []}
     for image_id, members in by_image.items():
         idx = np.asarray(members)
-        kpts, image_scores, areas = keypoints[idx], scores[idx], predictions["area"][idx]
-        if nms == "oks":
-            keep = oks_nms(kpts, image_scores, areas, sigmas, nms_thr)
-            kept_scores = image_scores[keep]
-        elif nms == "soft_oks":  # decays the scores of overlapping poses instead of dropping them
-            keep, kept_scores = soft_oks_nms(kpts, image_scores, areas, sigmas, soft_nms_thr)
-        else:
-            keep, kept_scores = np.arange(len(idx)), image_scores
-        for j, score in zip(np.asarray(keep).tolist(), np.asarray(kept_scores).tolist(), strict=True):
-            results.append(
-                {
-                    "image_id": int(image_id),
-                    "category_id": category_id,
-                    "keypoints": [round(float(v), 3) for v in kpts[j].reshape(-1)],
-                    "score": float(score),
-                }
-            )
-    return results
+        keep, kept_scores = suppress_people(
+            keypoints[idx], scores[idx], predictions["area"][idx],
+            sigmas=sigmas, nms=nms, nms_thr=nms_thr, soft_nms_thr=soft_nms_thr,
+        )  # fmt: skip
+        kept["image_id"].append(np.full(len(keep), image_id))
+        kept["keypoints"].append(keypoints[idx][keep])
+        kept["score"].append(kept_scores)
+    return coco_results({key: np.concatenate(parts) for key, parts in kept.items()})
 
 
-def bottomup_results(predictions: dict[str, np.ndarray], category_id: int = 1) -> list[dict]:
-    """COCO keypoint results from bottom-up predictions: ``image_id`` (N,), ``keypoints`` (N, K, 3) in image
-    pixels and ``score`` (N,) per person (the grouping's score, mean joint confidence; no rescoring or NMS)."""
+def coco_results(predictions: dict[str, np.ndarray], category_id: int = 1) -> list[dict]:
+    """COCO keypoint results, one per person: ``image_id`` (N,), ``keypoints`` (N, K, 3) in image pixels
+    (rounded to 3 decimals) and ``score`` (N,)."""
     if not predictions:
         return []
     return [

@@ -1,4 +1,5 @@
-"""Top-down training augmentation of HRNet/UDP: flip, half-body, scale and rotation.
+"""Training augmentation: top-down (HRNet/UDP: flip, half-body, scale, rotation of a person box) and bottom-up
+(HigherHRNet: scale, rotation, translation, flip of the whole image).
 
 Only the per-sample parameters are sampled here (plain numpy draws with clipping); the image is warped
 once by the dataset with the resulting UDP matrix (flip folded in).
@@ -16,10 +17,13 @@ from aidpose.geometry.affine import fix_aspect_ratio
 
 HALF_BODY_PADDING = 1.5
 """Half-body box = box of the chosen joints, grown to the input aspect ratio, × this factor (HRNet)."""
+REFERENCE_SIZE = 200.0
+"""HigherHRNet/mmpose express the translation range in pixels per 200 px of the cropped region."""
 
 
 class AugmentationParams(NamedTuple):
-    """Per-sample crop parameters: box centre and scale (image px), rotation (degrees), flip."""
+    """Per-sample warp parameters: region centre and size (image px), rotation (degrees), flip, and whether
+    the region is a half-body box (top-down)."""
 
     center: np.ndarray
     scale: np.ndarray
@@ -131,3 +135,50 @@ class TopDownAugmentation:
         rotation = sample_rotation(rng, self.rotation_sigma, self.rotation_max, self.rotation_prob)
         flip = bool(rng.random() < self.flip_prob)
         return AugmentationParams(center, scale, rotation, flip, half_body)
+
+
+def image_region(image_size: Sequence[int], input_size: Sequence[int], factor: float = 1.0) -> np.ndarray:
+    """Size (w, h) in image px of the region that fills the input: its short side ``factor`` × the
+    image's short side, its aspect ratio the input's (HigherHRNet's ``scale_type='short'``)."""
+    short = min(image_size) * factor
+    w, h = input_size
+    return np.array([short * w / min(w, h), short * h / min(w, h)], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class BottomUpAugmentation:
+    """HigherHRNet's training augmentation of the whole image (defaults as HigherHRNet and the AID paper).
+
+    Args:
+        min_scale, max_scale: region short side = image short side × U(min, max) (larger: people smaller).
+        max_rotation: rotation U(-max, max) degrees.
+        max_translate: centre shift U(-t, t) px per 200 px of region size, in x and y (HigherHRNet's 40).
+        flip_prob: probability of a horizontal flip (joints swapped left/right).
+    """
+
+    min_scale: float = 0.75
+    max_scale: float = 1.5
+    max_rotation: float = 30.0
+    max_translate: float = 40.0
+    flip_prob: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_scale <= self.max_scale:
+            raise ValueError(
+                f"BottomUpAugmentation needs 0 < min_scale <= max_scale, got {self.min_scale}, {self.max_scale}"
+            )
+        if self.max_rotation < 0 or self.max_translate < 0:
+            raise ValueError("BottomUpAugmentation.max_rotation and max_translate must be >= 0")
+        if not 0.0 <= self.flip_prob <= 1.0:
+            raise ValueError(f"BottomUpAugmentation.flip_prob must be in [0, 1], got {self.flip_prob}")
+
+    def sample(
+        self, rng: np.random.Generator, image_size: Sequence[int], input_size: Sequence[int]
+    ) -> AugmentationParams:
+        """Draw one image's warp: scale, rotation, translation, then flip."""
+        factor = rng.uniform(self.min_scale, self.max_scale)
+        scale = image_region(image_size, input_size, factor)
+        rotation = rng.uniform(-self.max_rotation, self.max_rotation)
+        shift = rng.uniform(-1.0, 1.0, size=2) * self.max_translate * min(scale) / REFERENCE_SIZE
+        center = (np.asarray(image_size, dtype=np.float64) - 1) / 2 + shift
+        return AugmentationParams(center, scale, float(rotation), bool(rng.random() < self.flip_prob), False)

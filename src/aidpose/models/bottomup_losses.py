@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -98,15 +99,14 @@ class BottomUpLoss(nn.Module):
         check_push_kind(push_kind, "paradigm.loss.push_kind")
         self.push_kind = push_kind
 
-    def forward(
-        self,
-        outputs: Sequence[torch.Tensor],
-        heatmaps: Sequence[torch.Tensor],
-        masks: Sequence[torch.Tensor],
-        keypoint_indices: torch.Tensor,
-    ) -> dict[str, torch.Tensor]:
-        """Loss terms (already weighted) and their sum under ``loss``; heatmap terms ``heatmap_i``."""
+    def forward(self, outputs: Sequence[torch.Tensor], targets: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """Loss terms (already weighted) and their sum under ``loss``; heatmap terms ``heatmap_i``.
+
+        Reads the targets ``heatmaps`` and ``masks`` (one per output resolution) and ``keypoint_indices``
+        (``AssociativeEmbeddingCodec.encode``, ``BottomUpDataset``'s masks).
+        """
         k = self.num_keypoints
+        heatmaps, masks = targets["heatmaps"], targets["masks"]
         terms: dict[str, torch.Tensor] = {}
         for i, (output, has_heatmaps) in enumerate(zip(outputs, self.with_heatmaps, strict=True)):
             if has_heatmaps:
@@ -116,7 +116,7 @@ class BottomUpLoss(nn.Module):
         tag_output = outputs[self.tag_output]
         offset = k if self.with_heatmaps[self.tag_output] else 0
         push, pull = associative_embedding_loss(
-            tag_output[:, offset : offset + k], keypoint_indices, self.push_kind
+            tag_output[:, offset : offset + k], targets["keypoint_indices"], self.push_kind
         )
         terms["push"] = self.push_weight * push
         terms["pull"] = self.pull_weight * pull

@@ -1,6 +1,12 @@
-"""Heatmap heads: SimpleBaseline's deconvolution head, HRNet's 1×1 head and the bottom-up heads."""
+"""Heatmap heads: SimpleBaseline's deconvolution head, HRNet's 1×1 head and the bottom-up heads.
+
+A head is built with ``in_channels`` (the backbone's) and ``out_channels`` (the codec's
+``output_channels``: an int for a head with one output, one int per output for a head returning a list).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -12,7 +18,7 @@ class DeconvHead(nn.Module):
     def __init__(
         self,
         in_channels: int,
-        num_keypoints: int,
+        out_channels: int,
         num_deconv_layers: int = 3,
         deconv_channels: int = 256,
         deconv_kernel: int = 4,
@@ -24,7 +30,7 @@ class DeconvHead(nn.Module):
             layers += deconv_block(channels, deconv_channels, deconv_kernel)
             channels = deconv_channels
         self.deconv = nn.Sequential(*layers)
-        self.final = nn.Conv2d(channels, num_keypoints, kernel_size=1)
+        self.final = nn.Conv2d(channels, out_channels, kernel_size=1)
         init_head(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -34,9 +40,9 @@ class DeconvHead(nn.Module):
 class ConvHead(nn.Module):
     """HRNet head (Sun et al., 2019): one 1×1 convolution on the highest-resolution branch."""
 
-    def __init__(self, in_channels: int, num_keypoints: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.final = nn.Conv2d(in_channels, num_keypoints, kernel_size=1)
+        self.final = nn.Conv2d(in_channels, out_channels, kernel_size=1)
         init_head(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -70,13 +76,26 @@ def init_head(head: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def head_outputs(out_channels: Sequence[int], count: int, head: str) -> list[int]:
+    """The channels of each of a multi-output head's ``count`` outputs, or a clear error."""
+    channels = [int(c) for c in out_channels]
+    if len(channels) != count:
+        raise ValueError(
+            f"{head} has {count} output(s), the codec asks for {len(channels)} ({channels} channels): pick the "
+            "head that matches (paradigm/head=higherhrnet|simple) or set paradigm.codec.output_strides, "
+            "with_heatmaps and with_tags to this head's outputs"
+        )
+    return channels
+
+
 class SimpleBottomUpHead(nn.Module):
     """Bottom-up HRNet head (the paper's "HRNet" rows): one 1×1 convolution giving K heatmaps and K tags
-    at the backbone's resolution (1/4). Returns a one-element list of outputs ``(B, 2K, h, w)``."""
+    at the backbone's resolution (1/4), ``out_channels = [2K]``. Returns a one-element list ``[(B, 2K, h, w)]``."""
 
-    def __init__(self, in_channels: int, num_keypoints: int) -> None:
+    def __init__(self, in_channels: int, out_channels: Sequence[int]) -> None:
         super().__init__()
-        self.final = nn.Conv2d(in_channels, 2 * num_keypoints, kernel_size=1)
+        (channels,) = head_outputs(out_channels, 1, "SimpleBottomUpHead")
+        self.final = nn.Conv2d(in_channels, channels, kernel_size=1)
         init_head(self)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -88,13 +107,13 @@ class HigherHRNetHead(nn.Module):
 
     A 1×1 convolution gives K heatmaps + K tags at 1/4; the features concatenated with that output go
     through a deconvolution (×2, BN, ReLU) and ``num_basic_blocks`` residual blocks, and a 1×1
-    convolution gives K heatmaps at 1/2. Returns ``[(B, 2K, h, w), (B, K, 2h, 2w)]``.
+    convolution gives K heatmaps at 1/2: ``out_channels = [2K, K]``, returns ``[(B, 2K, h, w), (B, K, 2h, 2w)]``.
     """
 
     def __init__(
         self,
         in_channels: int,
-        num_keypoints: int,
+        out_channels: Sequence[int],
         deconv_channels: int = 32,
         deconv_kernel: int = 4,
         num_basic_blocks: int = 4,
@@ -102,12 +121,13 @@ class HigherHRNetHead(nn.Module):
         super().__init__()
         from timm.models.resnet import BasicBlock
 
-        self.final_quarter = nn.Conv2d(in_channels, 2 * num_keypoints, kernel_size=1)
+        quarter, half = head_outputs(out_channels, 2, "HigherHRNetHead")
+        self.final_quarter = nn.Conv2d(in_channels, quarter, kernel_size=1)
         self.deconv = nn.Sequential(
-            *deconv_block(in_channels + 2 * num_keypoints, deconv_channels, deconv_kernel),
+            *deconv_block(in_channels + quarter, deconv_channels, deconv_kernel),
             *[BasicBlock(deconv_channels, deconv_channels) for _ in range(num_basic_blocks)],
         )
-        self.final_half = nn.Conv2d(deconv_channels, num_keypoints, kernel_size=1)
+        self.final_half = nn.Conv2d(deconv_channels, half, kernel_size=1)
         init_head(self)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

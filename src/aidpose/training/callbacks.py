@@ -12,7 +12,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from aidpose.aid.stats import DroppedKeypointStats, dropped_keypoint_stats
+from aidpose.aid.stats import DroppedKeypointStats
 from aidpose.data.keypoints import get_layout
 from aidpose.training.distributed import gather_predictions
 
@@ -27,7 +27,8 @@ def instantiate_group(node: DictConfig | None) -> list[Any]:
 class AidStatistics(pl.Callback):
     """How much the AID dropper hid: the share of visible keypoints whose pixel it dropped, per epoch.
 
-    Logs ``train/aid_dropped_kpt_frac`` (all ranks' training crops) and appends
+    Reads the dropper's statistics every training item carries (``visible_count``, ``dropped_count``: per
+    joint, ``aidpose.data.pipeline``). Logs ``train/aid_dropped_kpt_frac`` (all ranks' training crops) and appends
     ``{"epoch": E, <joint name>: share, ...}`` to ``dirpath/filename`` (rank 0). A joint never visible in
     the epoch, like an epoch without visible keypoints, counts as share 0.
 
@@ -49,11 +50,9 @@ class AidStatistics(pl.Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if "dropped_count" in batch:  # whole images (bottom-up): per-joint counts per image
-            visible, dropped = (batch[k].cpu().numpy().sum(0) for k in ("visible_count", "dropped_count"))
-            self.stats += DroppedKeypointStats(visible=visible, dropped=dropped)
-            return
-        self.stats += dropped_keypoint_stats(batch["dropped"].cpu().numpy(), batch["visible"].cpu().numpy())
+        self.stats += DroppedKeypointStats.of_items(
+            batch["visible_count"].cpu().numpy(), batch["dropped_count"].cpu().numpy()
+        )
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         counts = torch.tensor(np.stack([self.stats.dropped, self.stats.visible]), device=pl_module.device)
@@ -99,7 +98,10 @@ class OcclusionMeter(pl.Callback):
     ) -> None:
         if "occluded_frac" in batch:
             self._outputs.append(
-                {k: batch[k].cpu().numpy() for k in ("index", "occluded_frac", "dropped", "visible")}
+                {
+                    k: batch[k].cpu().numpy()
+                    for k in ("index", "occluded_frac", "visible_count", "dropped_count")
+                }
             )
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -108,7 +110,7 @@ class OcclusionMeter(pl.Callback):
         if not gathered:
             self.summary = {}
             return
-        stats = dropped_keypoint_stats(gathered["dropped"], gathered["visible"])
+        stats = DroppedKeypointStats.of_items(gathered["visible_count"], gathered["dropped_count"])
         self.summary = {
             "occluded_area": float(gathered["occluded_frac"].astype(np.float64).mean()),
             "dropped_kpt_frac": float(np.nan_to_num(stats.fraction)),

@@ -13,8 +13,6 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch import nn
 
-from aidpose.runtime import require_checkpoint_file
-
 
 class LastCheckpoint(ModelCheckpoint):
     """``<dirpath>/last.ckpt``: the state at the end of the last finished epoch, written after every epoch.
@@ -60,6 +58,17 @@ def save_atomically(trainer: pl.Trainer, path: str, save: Any) -> None:
     save(partial)
     if trainer.is_global_zero:
         os.replace(partial, path)
+
+
+def require_checkpoint_file(path: str | Path) -> Path:
+    """``path`` as a Path if it is a file, else a clear error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint {path} does not exist: pass a checkpoint written by aidpose.train "
+            "(<run dir>/last.ckpt or best.ckpt)"
+        )
+    return path
 
 
 def read_checkpoint(path: str | Path) -> dict:

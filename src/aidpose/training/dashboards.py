@@ -1,8 +1,8 @@
 """Weights & Biases dashboards: the logger built from the run's config, and image panels of the run.
 
 ``logger=wandb`` builds :func:`wandb_logger` (project, group, run name and tags from the config; offline when no
-API key is set); :class:`WandbImagePanels` (``conf/callbacks``) logs validation crops with ground truth and
-predictions and training crops after the dropper (the AID paper's Figure 3); :func:`finish_wandb` closes the run at
+API key is set); :class:`WandbImagePanels` (``conf/callbacks``) logs validation images with ground truth and
+predictions and training samples after the dropper (the AID paper's Figure 3), for every paradigm; :func:`finish_wandb` closes the run at
 the end of training and prints the ``wandb sync`` command of an offline run.
 """
 
@@ -18,11 +18,12 @@ from urllib.parse import urlparse
 import cv2
 import numpy as np
 import pytorch_lightning as pl
-import torch
 
-from aidpose.aid.viz import draw_keypoints
-from aidpose.geometry.affine import apply_affine, invert_affine
-from aidpose.inference import draw_poses
+from aidpose.data.coco import is_labelled_person
+from aidpose.data.pipeline import SampleDataset
+from aidpose.drawing import draw_keypoints, draw_poses
+from aidpose.inference import filter_boxes
+from aidpose.training.pose_module import PoseModule
 
 WANDB_HOST = "https://api.wandb.ai"
 
@@ -104,19 +105,16 @@ def finish_wandb() -> str | None:
     return command
 
 
-def keypoints_on_crop(keypoints: np.ndarray, inv_affine: np.ndarray) -> np.ndarray:
-    """Image keypoints ``(K, ≥2)`` → crop xy ``(K, 2)``, given the crop → image matrix ``(2, 3)``."""
-    return apply_affine(np.asarray(keypoints)[:, :2], invert_affine(np.asarray(inv_affine, dtype=np.float64)))
-
-
 class WandbImagePanels(pl.Callback):
     """Image panels on W&B every ``every_n_epochs`` epochs (at the first validation after them); inert without a
-    ``WandbLogger``.
+    ``WandbLogger``. The same for every paradigm, through the module's ``predict_people`` and the datasets' sample
+    pipeline (rank 0 only):
 
-    ``panels/val``: ``num_val`` fixed validation crops (evenly spaced over the set), ground truth | prediction side
-    by side (``aidpose.inference.draw_poses``). ``panels/train_dropped``: ``num_train`` fixed training crops after
-    augmentation and the dropper, drawn as ``scripts/show_droppers.py`` does (green kept, red X dropped, yellow ring
-    occluded in the image): the AID paper's Figure 3. Rank 0 only.
+    ``panels/val``: ``num_val`` fixed validation images (evenly spaced over the set), the whole image with its
+    ground truth | the prediction (``aidpose.drawing.draw_poses``; a module that needs boxes gets the labelled
+    people's boxes). ``panels/train_dropped``: ``num_train`` fixed training samples after augmentation and the
+    dropper, drawn as ``scripts/show_droppers.py`` does (green kept, red X dropped, yellow ring occluded in the
+    image): the AID paper's Figure 3.
     """
 
     def __init__(self, every_n_epochs: int = 5, num_val: int = 4, num_train: int = 4, score_thr: float = 0.2):
@@ -148,53 +146,60 @@ class WandbImagePanels(pl.Callback):
         if self.num_val and getattr(datamodule, "val_dataset", None) is not None:
             panels["panels/val"] = self.val_panel(datamodule.val_dataset, pl_module)
         if self.num_train and getattr(datamodule, "train_dataset", None) is not None:
-            panels["panels/train_dropped"] = self.train_panel(datamodule.train_dataset, pl_module)
+            panels["panels/train_dropped"] = self.train_panel(datamodule.train_dataset)
         for key, (images, captions) in panels.items():
             for logger in loggers:
                 logger.log_image(key=key, images=images, caption=captions, step=trainer.global_step)
 
     @staticmethod
-    def fixed_indices(dataset: Any, count: int) -> list[int]:
-        return sorted({int(i) for i in np.linspace(0, len(dataset) - 1, min(count, len(dataset)))})
+    def fixed_indices(count: int, length: int) -> list[int]:
+        return sorted({int(i) for i in np.linspace(0, length - 1, min(count, length))})
 
-    @torch.no_grad()
-    def val_panel(self, dataset: Any, pl_module: pl.LightningModule) -> tuple[list[np.ndarray], list[str]]:
-        """Validation crops: ground truth | prediction (flip test, decoded on the crop)."""
-        samples = [dataset[i] for i in self.fixed_indices(dataset, self.num_val)]
-        images = torch.as_tensor(np.stack([s["image"] for s in samples]), device=pl_module.device)
-        was_training = pl_module.training
-        pl_module.eval()
-        heatmaps = pl_module.predict_heatmaps(images).float().cpu().numpy()
-        pl_module.train(was_training)
-        identity = np.tile(np.eye(2, 3, dtype=np.float32), (len(samples), 1, 1))
-        predicted = pl_module.codec.decode(heatmaps, identity)  # (N, K, 3) on the crop
+    def val_panel(self, dataset: Any, pl_module: PoseModule) -> tuple[list[np.ndarray], list[str]]:
+        """Whole validation images: ground truth | prediction (``predict_people``, as validation decodes)."""
+        coco = dataset.coco
+        image_ids = sorted(coco.imgs)
         tiles, captions = [], []
-        for sample, pred in zip(samples, predicted, strict=True):
-            labels = dataset.records.keypoints[int(sample["index"])]
-            truth = np.concatenate(
-                [keypoints_on_crop(labels, sample["inv_affine"]), labels[:, 2:3] > 0], axis=1
+        for i in self.fixed_indices(self.num_val, len(image_ids)):
+            info = coco.imgs[image_ids[i]]
+            image = cv2.imread(os.path.join(dataset.image_dir, info["file_name"]), cv2.IMREAD_COLOR)
+            if image is None:
+                continue  # not drawn; validation reads (and counts or refuses) the same file
+            people = [a for a in coco.imgToAnns.get(image_ids[i], []) if is_labelled_person(a)]
+            labels = np.array([a["keypoints"] for a in people], dtype=np.float64)
+            labels = labels.reshape(len(people), pl_module.layout.num_keypoints, 3)
+            truth = np.concatenate([labels[..., :2], labels[..., 2:] > 0], axis=-1)
+            boxes, _, _ = filter_boxes(
+                np.array([a["bbox"] for a in people]), np.ones(len(people)), (info["width"], info["height"])
             )
-            crop = np.ascontiguousarray(sample["image"].transpose(1, 2, 0)[..., ::-1])  # RGB CHW → BGR HWC
+            boxes = np.concatenate([boxes, np.ones((len(boxes), 1))], axis=1)
+            was_training = pl_module.training
+            pl_module.eval()
+            [found] = pl_module.predict_people([image], [boxes] if pl_module.needs_boxes else None)
+            pl_module.train(was_training)
             pair = [
-                draw_poses(crop, truth[None], pl_module.layout, 0.5),
-                draw_poses(crop, pred[None], pl_module.layout, self.score_thr),
+                draw_poses(image, truth, pl_module.layout, 0.5),
+                draw_poses(image, found.keypoints, pl_module.layout, self.score_thr),
             ]
             tiles.append(cv2.cvtColor(np.hstack(pair), cv2.COLOR_BGR2RGB))
-            captions.append(f"image {int(sample['image_id'])}: ground truth | prediction")
+            captions.append(f"image {image_ids[i]}: ground truth | prediction")
         return tiles, captions
 
-    def train_panel(self, dataset: Any, pl_module: pl.LightningModule) -> tuple[list[np.ndarray], list[str]]:
-        """Training crops after augmentation and the dropper, dropped keypoints marked (Figure 3)."""
+    def train_panel(self, dataset: SampleDataset) -> tuple[list[np.ndarray], list[str]]:
+        """Training samples after augmentation and the dropper, dropped keypoints marked (Figure 3)."""
         tiles, captions = [], []
-        for i in self.fixed_indices(dataset, self.num_train):
-            sample = dataset[i]
-            identity = np.eye(2, 3, dtype=np.float32)[None]
-            xy = pl_module.codec.decode(sample["target"][None], identity)[0, :, :2]  # the labels, on the crop
-            visibility = np.where(sample["visible"], 2, np.where(sample["target_weight"] > 0, 1, 0))
-            image = sample["image"].transpose(1, 2, 0)
-            tiles.append(draw_keypoints(image, xy, visibility, sample["dropped"]))
-            hidden = int((sample["dropped"] & sample["visible"]).sum())
-            captions.append(
-                f"instance {i}: {hidden}/{int(sample['visible'].sum())} visible keypoints dropped"
+        for i in self.fixed_indices(self.num_train, len(dataset)):
+            sample = dataset.sample(i)
+            visible = sample.visible
+            visibility = np.where(visible, 2, np.minimum(sample.visibility, 1))
+            tiles.append(
+                draw_keypoints(
+                    sample.image,
+                    sample.keypoints.reshape(-1, 2),
+                    visibility.reshape(-1),
+                    sample.dropped.reshape(-1),
+                )
             )
+            hidden = int((sample.dropped & visible).sum())
+            captions.append(f"sample {i}: {hidden}/{int(visible.sum())} visible keypoints dropped")
         return tiles, captions

@@ -8,8 +8,8 @@ from typing import Any
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from aidpose.data.pipeline import SampleKey
 from aidpose.data.sources import CocoSource, DataSplits, SynthPoseSource
-from aidpose.data.topdown import SampleKey
 
 
 class EpochSampler(DistributedSampler):

@@ -1,9 +1,11 @@
-"""``PoseModule``: what the top-down and bottom-up Lightning modules share.
+"""``PoseModule``: the contract of every paradigm's Lightning module and what they share.
 
-On the device normalisation, the training step around the paradigm's loss (with the NaN/inf guard), the
-optimizer with its per-step LR schedule, gathering every rank's validation predictions into COCO results and
-metrics, the config check across DDP ranks and the run config and S3 stage stored in checkpoints. A paradigm
-adds its loss terms, what a validation step collects and how predictions become COCO results.
+Shared: on the device normalisation, the training step (the paradigm's loss on the network's outputs and the
+batch's targets, with the NaN/inf guard), the optimizer with its per-step LR schedule, validation as prediction
+rows of every batch gathered from every rank into COCO results and metrics, the config check across DDP ranks
+and the run config and S3 stage stored in checkpoints. A paradigm says how a batch of its validation set is
+predicted (:meth:`~PoseModule.predict_step`), how whole images are (:meth:`~PoseModule.predict_people`, the
+``aidpose.inference.PosePredictor`` protocol) and how prediction rows become COCO results.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from aidpose.codecs.base import KeypointCodec, Prediction
 from aidpose.data.keypoints import get_layout
 from aidpose.evaluation import evaluate_results
 from aidpose.training.distributed import check_same_config, gather_predictions
@@ -31,11 +34,11 @@ class PoseModule(pl.LightningModule, ABC):
 
     Args:
         net: backbone + head.
-        loss: the training loss (called by the subclass's :meth:`training_losses`).
+        loss: the training loss: ``loss(outputs, batch)`` → its terms, ``loss`` and any others to log.
         schedule: epochs, milestones, base LR and warm-up (see ``aidpose.training.schedule``).
         optimizer: partial optimizer constructor taking ``(params, lr=...)``.
         layout: keypoint layout name ("coco", "crowdpose").
-        codec: the run's codec (targets and decoding).
+        codec: the run's codec (targets, flip test, decoding; ``aidpose.codecs.base.KeypointCodec``).
         mean, std: RGB normalisation on the 0–255 scale, applied on the device.
         test: validation/test options; ``dataset`` ("coco" or "crowdpose" metrics).
         channels_last: run the network in channels-last memory format (faster on CPUs and tensor cores).
@@ -48,7 +51,7 @@ class PoseModule(pl.LightningModule, ABC):
         schedule: Schedule,
         optimizer: Callable[..., torch.optim.Optimizer],
         layout: str,
-        codec: Any,
+        codec: KeypointCodec,
         mean: Sequence[float],
         std: Sequence[float],
         test: dict[str, Any],
@@ -75,14 +78,23 @@ class PoseModule(pl.LightningModule, ABC):
         self.run_config: dict[str, Any] | None = None  # the resolved run config, stored in checkpoints
         self.stage: str | None = None  # the stage of a multi-stage schedule (S3), stored in checkpoints
 
+    needs_boxes: ClassVar[bool]
+    """Whether :meth:`predict_people` needs person boxes (top-down) or finds the people itself (bottom-up)."""
+
     # ---- the paradigm's part ---------------------------------------------------------------
     @abstractmethod
-    def training_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The training loss of a batch under ``loss``; other entries are logged per epoch as ``train/<key>``."""
+    def predict_step(self, batch: Any, batch_idx: int = 0) -> dict[str, np.ndarray]:
+        """Prediction rows of a batch of the validation set: one row per person, with a unique ``index``,
+        ``image_id``, ``keypoints`` (P, K, 3) in image pixels and what :meth:`coco_results` scores them by."""
 
     @abstractmethod
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        """Predict a validation batch and append its rows (with a unique ``index``) to ``self._val_outputs``."""
+    def predict_people(
+        self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray] | None = None
+    ) -> list[Prediction]:
+        """The people of each BGR image (H, W, 3) uint8, in image pixels, decoded as validation decodes.
+
+        ``boxes``: per image (N, 5) person boxes [x, y, w, h, score]; a module that ``needs_boxes`` crops them
+        (None: each image is one box), one that does not finds the people itself and takes none."""
 
     @abstractmethod
     def coco_results(self, predictions: dict[str, np.ndarray]) -> list[dict]:
@@ -90,13 +102,18 @@ class PoseModule(pl.LightningModule, ABC):
 
     # ---- forward ---------------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> Any:
-        """uint8 ``(N, 3, H, W)`` RGB images → the network's output."""
+        """uint8 ``(N, 3, H, W)`` RGB images → the head's outputs (a tensor, or a list for a head with several
+        outputs), normalised and laid out exactly as in training and validation."""
         x = (images.float() - self.mean) / self.std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
     # ---- training --------------------------------------------------------------------------
+    def training_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The loss terms of a batch: ``loss`` (optimised) and others (logged per epoch as ``train/<key>``)."""
+        return self.loss(self(batch["image"]), batch)
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         terms = self.training_losses(batch)
         loss = terms["loss"]
@@ -114,6 +131,9 @@ class PoseModule(pl.LightningModule, ABC):
         return loss
 
     # ---- validation and test ---------------------------------------------------------------
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._val_outputs.append(self.predict_step(batch, batch_idx))
+
     def on_validation_epoch_end(self) -> None:
         metrics = self.compute_metrics(self.trainer.datamodule.val_dataset.ann_file)
         self.last_metrics = metrics

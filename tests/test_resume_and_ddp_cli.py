@@ -1,4 +1,4 @@
-"""Long-run reliability through the CLI: last.ckpt, kill-and-resume, SIGTERM, S3, sweeps × DDP, bf16."""
+"""Long runs through the CLI: last.ckpt, kill-and-resume, SIGTERM, S3, sweeps × DDP, bf16."""
 
 from __future__ import annotations
 

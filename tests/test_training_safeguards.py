@@ -1,4 +1,4 @@
-"""Reliability units: per-rank random streams on 2 gloo processes, the config check across ranks, NaN loss,
+"""Training safeguards: per-rank random streams on 2 gloo processes, the config check across ranks, NaN loss,
 untrusted checkpoints, init_weights, the LR drops inside a Trainer run, the DDP relaunch command line."""
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ def test_nan_loss_stops_naming_step_epoch_and_batch(tmp_path):
     heat_w, heat_h = module.codec.heatmap_size
     batch = {
         "image": torch.zeros(2, 3, h, w, dtype=torch.uint8),
-        "target": torch.full((2, 17, heat_h, heat_w), float("nan")),
-        "target_weight": torch.ones(2, 17),
+        "heatmaps": torch.full((2, 17, heat_h, heat_w), float("nan")),
+        "keypoint_weights": torch.ones(2, 17),
     }
     with pytest.raises(FloatingPointError, match=r"nan at global step 0 \(epoch 0, batch 7\)"):
         module.training_step(batch, 7)

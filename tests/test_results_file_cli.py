@@ -1,4 +1,4 @@
-"""The aidpose-eval console script."""
+"""The aidpose-eval console script: scoring a COCO keypoint results file."""
 
 from __future__ import annotations
 
