@@ -101,6 +101,20 @@ def test_crowdpose_matches_oracle(tmp_path: Path, seed: int) -> None:
     assert 0 < ours["AP"] < 1
 
 
+def test_detections_in_a_split_without_people_match_the_oracle(tmp_path: Path) -> None:
+    """The only easy image (crowdIndex < 0.2) has no annotated person but detections: AP_easy has no ground
+    truth to score against (-1, as the oracle), and the other splits are scored as usual."""
+    gt, results = crowdpose_case(0)
+    easy = {i["id"] for i in gt["images"] if i["crowdIndex"] < 0.2}
+    gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] not in easy]
+    assert any(r["image_id"] in easy for r in results)
+    ann_file = tmp_path / "crowdpose.json"
+    ann_file.write_text(json.dumps(gt))
+    ours = evaluate_results(ann_file, results, dataset="crowdpose")
+    np.testing.assert_allclose([ours[k] for k in KEYS], oracle_stats(ann_file, results), rtol=0, atol=1e-9)
+    assert ours["AP_easy"] == -1 and ours["AP_medium"] > 0
+
+
 def test_crowd_level_split_boundaries() -> None:
     assert crowd_level(np.array(CROWD_INDICES)).tolist() == [0, 0, 1, 1, 1, 2, 2]
 

@@ -19,24 +19,17 @@ from aidpose.codecs.associative_embedding import AssociativeEmbeddingCodec
 from aidpose.data.coco import how_to_get_data, is_labelled_person, load_coco, load_images
 from aidpose.data.keypoints import get_layout
 from aidpose.data.loss_masks import ignore_region, loss_masks
-from aidpose.data.pipeline import ImageReader, KeypointDropper, SampleDataset, WarpedSample
+from aidpose.data.pipeline import ImageReader, SampleDataset, WarpedSample
 from aidpose.geometry.affine import invert_affine
-from aidpose.geometry.augment import AugmentationParams, BottomUpAugmentation, image_region
+from aidpose.geometry.augment import AugmentationParams, image_region
 from aidpose.geometry.inference import scale_inputs
 
 
 class BottomUpDataset(SampleDataset):
     """Whole images of a COCO-format keypoint dataset with bottom-up training targets.
 
-    Args:
-        ann_file, image_dir: COCO-format annotation file and its image folder.
-        codec: the bottom-up codec (input size, heatmap sizes, sigma, max people).
-        layout: keypoint layout name (``aidpose.data.keypoints``).
-        augmentation: whole-image augmentation (None: the image centred, short side filling the input).
-        dropper: AID dropper applied to the whole warped image (None: none).
-        train: False ignores ``augmentation`` and ``dropper`` (targets of the centred image).
-        skip_unreadable_images: skip (and count in ``num_unreadable_skipped``) images that cannot be read,
-            taking the next readable one; False: an unreadable image is an error.
+    Args: :class:`~aidpose.data.pipeline.SampleDataset`'s (``codec``: the bottom-up codec, ``augmentation``: of
+    the whole image, None: the image centred, short side filling the input; ``train`` defaults to True).
 
     Items (besides the image, the codec's targets ``heatmaps`` (one per resolution), ``keypoint_indices``,
     ``people_truncated`` and the dropper's statistics): ``masks`` (one (h, w) uint8 heatmap-loss mask per
@@ -44,29 +37,11 @@ class BottomUpDataset(SampleDataset):
     """
 
     def __init__(
-        self,
-        ann_file: str | os.PathLike,
-        image_dir: str | os.PathLike,
-        *,
-        codec: AssociativeEmbeddingCodec,
-        layout: str = "coco",
-        augmentation: BottomUpAugmentation | None = None,
-        dropper: KeypointDropper | None = None,
-        train: bool = True,
-        skip_unreadable_images: bool = False,
+        self, ann_file: str | os.PathLike, image_dir: str | os.PathLike, *, train: bool = True, **options: Any
     ) -> None:
-        super().__init__(
-            ann_file,
-            image_dir,
-            codec=codec,
-            layout=layout,
-            train=train,
-            augmentation=augmentation,
-            dropper=dropper,
-            skip_unreadable_images=skip_unreadable_images,
-        )
+        super().__init__(ann_file, image_dir, train=train, **options)
         self.coco, self.records, self.summary = load_images(
-            ann_file, image_dir, self.layout.num_keypoints, layout
+            ann_file, image_dir, self.layout.num_keypoints, self.layout.name
         )
         self.files = self.records.file
 

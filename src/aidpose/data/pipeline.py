@@ -194,8 +194,9 @@ class SampleDataset(Dataset, ABC):
         skip_unreadable_images: skip (and count in ``num_unreadable_skipped``) images that cannot be read,
             taking the next readable one; False: an unreadable image is an error.
 
-    A subclass sets ``files`` (the image file of every record) and implements :meth:`people`,
-    :meth:`warp_params` and :meth:`item_fields`. Each process that reads items calls ``tune_malloc()`` once.
+    A subclass takes these arguments (and its own), sets ``files`` (the image file of every record) and implements
+    :meth:`people`, :meth:`warp_params` and :meth:`item_fields`. Each process that reads items calls
+    ``tune_malloc()`` once.
     """
 
     files: Sequence[str]
@@ -206,11 +207,11 @@ class SampleDataset(Dataset, ABC):
         image_dir: str | os.PathLike,
         *,
         codec: KeypointCodec,
-        layout: str,
         train: bool,
-        augmentation: Any | None,
-        dropper: KeypointDropper | None,
-        skip_unreadable_images: bool,
+        layout: str = "coco",
+        augmentation: Any | None = None,
+        dropper: KeypointDropper | None = None,
+        skip_unreadable_images: bool = False,
     ) -> None:
         if dropper is not None and not callable(getattr(dropper, "drop", None)):
             raise TypeError(f"dropper {type(dropper).__name__} has no drop(image, keypoints, rng) method")

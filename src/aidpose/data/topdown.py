@@ -11,27 +11,21 @@ from typing import Any
 
 import numpy as np
 
-from aidpose.codecs.base import KeypointCodec
 from aidpose.data.coco import load_instances
-from aidpose.data.pipeline import KeypointDropper, SampleDataset, WarpedSample
+from aidpose.data.pipeline import SampleDataset, WarpedSample
 from aidpose.geometry.affine import box_to_center_scale, invert_affine
-from aidpose.geometry.augment import AugmentationParams, TopDownAugmentation
+from aidpose.geometry.augment import AugmentationParams
 
 
 class TopDownDataset(SampleDataset):
     """Top-down person crops of a COCO-format keypoint dataset.
 
-    Args:
-        ann_file, image_dir: COCO-format annotation file and the folder of its images.
-        train: augmentation and dropper on (True) or plain centred crops (False).
-        codec: the run's top-down codec: crop size (``codec.input_size``) and target encoding.
-        layout: keypoint layout name (``aidpose.data.keypoints``).
-        augmentation: training augmentation (None: none).
-        dropper: AID dropper applied to training crops (None: none).
+    Args: :class:`~aidpose.data.pipeline.SampleDataset`'s (``codec``: the run's top-down codec, ``train=False``:
+    plain centred crops), and
+
         boxes: ``"gt"`` (annotated boxes) or ``"detections"`` (boxes of ``det_file``, evaluation only).
         det_score_thr, min_box_area: detection box filters.
         padding: box → crop padding factor.
-        skip_unreadable_images: skip and count missing/unreadable images instead of raising.
 
     Items (besides the image, the codec's targets and the dropper's statistics): ``image_id``, ``ann_id``,
     ``inv_affine`` (crop → image), ``bbox_score``, ``area`` and ``index`` (the instance read).
@@ -43,41 +37,28 @@ class TopDownDataset(SampleDataset):
         image_dir: str | os.PathLike,
         *,
         train: bool,
-        codec: KeypointCodec,
-        layout: str = "coco",
-        augmentation: TopDownAugmentation | None = None,
-        dropper: KeypointDropper | None = None,
         boxes: str = "gt",
         det_file: str | os.PathLike | None = None,
         det_score_thr: float = 0.0,
         min_box_area: float = 0.0,
         padding: float = 1.25,
-        skip_unreadable_images: bool = False,
+        **options: Any,
     ) -> None:
         if train and boxes != "gt":
             raise ValueError(
                 "training needs annotated boxes: set boxes='gt' (boxes='detections' is for evaluation)"
             )
-        super().__init__(
-            ann_file,
-            image_dir,
-            codec=codec,
-            layout=layout,
-            train=train,
-            augmentation=augmentation,
-            dropper=dropper,
-            skip_unreadable_images=skip_unreadable_images,
-        )
+        super().__init__(ann_file, image_dir, train=train, **options)
         self.coco, self.records, self.summary = load_instances(
             ann_file,
             image_dir,
             num_keypoints=self.layout.num_keypoints,
-            layout=layout,
+            layout=self.layout.name,
             boxes=boxes,
             det_file=det_file,
             det_score_thr=det_score_thr,
             min_box_area=min_box_area,
-            skip_unreadable_images=skip_unreadable_images,
+            skip_unreadable_images=self.image_reader.skip_unreadable,
         )
         self.files = self.records.file
         self.aspect_ratio = self.input_size[0] / self.input_size[1]
