@@ -8,7 +8,6 @@ every run and on every DDP rank. It measures the dropped pixels of each crop; th
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -83,7 +82,7 @@ class OccludedDataset(Dataset):
         occluded, dropped, mask = occlude(
             sample.image, keypoints, visibility, self.dropper, self.seed, sample.index
         )
-        item = self.base.item(replace(sample, image=occluded, dropped=dropped.reshape(sample.dropped.shape)))
+        item = self.base.item(sample._replace(image=occluded, dropped=dropped.reshape(sample.dropped.shape)))
         item["occluded_frac"] = np.float32(mask.mean())
         return item
 

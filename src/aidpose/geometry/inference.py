@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
 from aidpose.geometry.affine import box_to_center_scale, invert_affine, udp_warp_matrix, warp_to_rgb
@@ -65,6 +64,6 @@ def scale_inputs(
     height, width = image_bgr.shape[:2]
     images, matrices = [], []
     for matrix, size in inference_warps((width, height), input_size, scales):
-        images.append(np.stack(cv2.split(warp_to_rgb(image_bgr, matrix, size))))
+        images.append(np.ascontiguousarray(warp_to_rgb(image_bgr, matrix, size).transpose(2, 0, 1)))
         matrices.append(matrix)
     return images, np.stack(matrices)
