@@ -92,7 +92,7 @@ def test_one_training_step_with_validation_and_panels(paradigm, dataset, coco_mi
     cfg = compose_config(
         [f"paradigm={paradigm}", f"dataset={dataset}", "debug=fast", "logger=wandb", "trainer.limit_train_batches=1",
          "trainer.limit_val_batches=1", "callbacks.wandb_panels.num_val=1", "callbacks.wandb_panels.num_train=2",
-         "dropper=cutout", "loader.batch_size=2", *data],  # the CrowdPose file has 2 training images
+         "dropper=cutout", "loader.batch_size=2", "loader.val_batch_size=1", *data],  # CrowdPose: 2 training images
         tmp_path,
     )  # fmt: skip
     if dataset == "crowdpose":
