@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -13,6 +14,7 @@ import cv2
 def load_script(repo_root: Path, name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, repo_root / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses in a script look their module up there
     spec.loader.exec_module(module)
     return module
 
