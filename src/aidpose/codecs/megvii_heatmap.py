@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from aidpose.codecs.udp_heatmap import gaussian_blur_heatmaps
+from aidpose.codecs.udp_heatmap import _to_numpy, gaussian_blur_heatmaps
 
 MEGVII_PEAK = 255.0
 
@@ -100,12 +100,7 @@ def decode_megvii_heatmaps(
     pixel centre); times the stride. Score = maximum / 255 + 0.5. A map whose maximum is ``<= 0`` gives
     (-1, -1) × stride. As mmpose's ``MegviiHeatmap.decode`` (kernel 5 for RSN).
     """
-    hm = (
-        heatmaps.detach().float().cpu().numpy()
-        if isinstance(heatmaps, torch.Tensor)
-        else np.asarray(heatmaps)
-    )
-    hm = gaussian_blur_heatmaps(hm.astype(np.float32, copy=False), kernel_size)
+    hm = gaussian_blur_heatmaps(_to_numpy(heatmaps).astype(np.float32, copy=False), kernel_size)
     n, k, h, w = hm.shape
     flat = hm.reshape(n, k, h * w)
     idx = flat.argmax(axis=-1)
