@@ -72,10 +72,8 @@ def test_annotation_and_file_conversion() -> None:
     }
     converted = aic_annotation_to_coco(ann)
     kps = np.asarray(converted["keypoints"]).reshape(17, 3)
-    assert (
-        converted["num_keypoints"] == 11
-    )  # 13 labelled - head top - neck... minus nothing else: 12 - 1 wrist
-    assert kps[10].tolist() == [0, 0, 0]  # right wrist: unlabelled in AIC, stays unlabelled
+    assert converted["num_keypoints"] == 11  # the 12 limb joints but the unlabelled right wrist
+    assert kps[10].tolist() == [2, 102, 0]  # right wrist = AIC 2, copied with its visibility 0: unlabelled
     assert kps[9].tolist() == [5, 105, 2]  # left wrist = AIC 5
     assert {k: v for k, v in converted.items() if k not in ("keypoints", "num_keypoints")} == {
         "id": 7, "image_id": 3, "category_id": 1, "bbox": [0, 0, 50, 120]
