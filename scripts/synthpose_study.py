@@ -57,6 +57,7 @@ GAIN_LIMIT = (
 )
 OCCLUSION = ["test.occlusion=cutout", "test.occlusion_levels=[0.1,0.2,0.3,0.4]"]
 TIMING_EPOCHS = (10, 20)  # study 2's timing runs: one and two blocks of (10 epochs + one validation)
+TIMING_THREADS = "2"  # study 2's timing runs use both cores (protocol), whatever the other runs use
 
 
 @dataclass(frozen=True)
@@ -217,13 +218,15 @@ def claim(run_dir: Path) -> bool:
     return True
 
 
-def run(cmd: list[str], log: Path, dry_run: bool) -> int:
+def run(cmd: list[str], log: Path, dry_run: bool, threads: str | None = None) -> int:
+    """Run a command with its output appended to ``log``; ``threads`` sets OMP_NUM_THREADS for it alone."""
     print("$", " ".join(cmd), flush=True)
     if dry_run:
         return 0
     log.parent.mkdir(parents=True, exist_ok=True)
+    env = os.environ | ({"OMP_NUM_THREADS": threads} if threads else {})
     with log.open("a") as f:
-        return subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO)
+        return subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO, env=env)
 
 
 def train_set_overrides(run_dir: Path) -> list[str]:
@@ -252,6 +255,7 @@ def train_and_collect(
     dry_run: bool,
     occlusion: bool = False,
     train_set_eval: bool = False,
+    threads: str | None = None,
 ) -> bool:
     """Train (or resume) one run, evaluate it under test-time occlusion and on its training images if asked,
     collect it; True if done."""
@@ -263,7 +267,7 @@ def train_and_collect(
     resume = None if finished(run_dir) else resume_checkpoint(run_dir)
     if resume is not None:
         cmd.append(f"ckpt_path={resume}")
-    if not finished(run_dir) and run(cmd, log, dry_run):
+    if not finished(run_dir) and run(cmd, log, dry_run, threads):
         print(f"[study] {dest.name}: FAILED, see {log}")
         return False
     evaluations = {"occlusion": OCCLUSION} if occlusion else {}
@@ -310,7 +314,10 @@ def time_candidate(study: Study, num_train: int, runs: Path, folder: Path, commi
     for epochs in TIMING_EPOCHS:
         name = f"n{num_train}_e{epochs}"
         timed = [*base, f"schedule.epochs={epochs}", "schedule.milestones=[]"]
-        if not train_and_collect(timed, runs / f"timing_{name}", folder / name, commit, dry_run) or dry_run:
+        trained = train_and_collect(
+            timed, runs / f"timing_{name}", folder / name, commit, dry_run, threads=TIMING_THREADS
+        )
+        if not trained or dry_run:
             return None
         seconds[epochs] = json.loads((folder / name / "metrics.json").read_text())["seconds"]
     estimate = s2_estimate(seconds[10], seconds[20])
