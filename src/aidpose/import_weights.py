@@ -38,7 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def compose_run_config(overrides: list[str], output_dir: Path) -> DictConfig:
-    """``conf/train.yaml`` with ``overrides``, as ``aidpose.train`` composes it (no Hydra run folder)."""
+    """``conf/train.yaml`` with ``overrides``, as ``aidpose.train`` composes it (no Hydra run folder), without the
+    run's starting weights (ImageNet download, ``init_weights``): the source gives them."""
     from hydra import compose, initialize_config_dir, initialize_config_module
     from hydra.core.hydra_config import HydraConfig
 
@@ -53,6 +54,10 @@ def compose_run_config(overrides: list[str], output_dir: Path) -> DictConfig:
         cfg.paths.root = str(Path.cwd())
         cfg.paths.output_dir = str(output_dir)
         cfg.task_name = "import_weights"
+        cfg.backbone.pretrained = False  # the source replaces the weights: nothing to download
+        cfg.backbone.weights = None
+        cfg.init_weights = None  # a training start, not part of the model (e.g. a recipe's mandatory udp_checkpoint)
+        cfg.ckpt_path = None
     return cfg
 
 
