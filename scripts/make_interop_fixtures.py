@@ -58,11 +58,25 @@ TOPDOWN_INPUT, BOTTOMUP_INPUT = (64, 96), (64, 64)  # (width, height) of the fix
 
 def hrnet_stages(stage1_blocks: int, stage1_channels: int) -> list[dict[str, Any]]:
     """Stage configs (mmpose's keys) of a reduced HRNet: widths 4/6/8/12, two modules in stages 3 and 4."""
-    stages = [dict(num_modules=1, num_branches=1, block="BOTTLENECK", num_blocks=(stage1_blocks,),
-                   num_channels=(stage1_channels,))]  # fmt: skip
+    stages = [
+        dict(
+            num_modules=1,
+            num_branches=1,
+            block="BOTTLENECK",
+            num_blocks=(stage1_blocks,),
+            num_channels=(stage1_channels,),
+        )
+    ]
     for branches, modules in ((2, 1), (3, 2), (4, 2)):
-        stages.append(dict(num_modules=modules, num_branches=branches, block="BASIC",
-                           num_blocks=(1,) * branches, num_channels=(4, 6, 8, 12)[:branches]))  # fmt: skip
+        stages.append(
+            dict(
+                num_modules=modules,
+                num_branches=branches,
+                block="BASIC",
+                num_blocks=(1,) * branches,
+                num_channels=(4, 6, 8, 12)[:branches],
+            )
+        )
     return stages
 
 
@@ -75,19 +89,28 @@ def timm_args(stages: list[dict[str, Any]]) -> dict[str, Any]:
     args: dict[str, Any] = {"stem_width": 64}
     for i, s in enumerate(stages):
         args[f"stage{i + 1}"] = {
-            "num_modules": s["num_modules"], "num_branches": s["num_branches"], "block_type": s["block"],
-            "num_blocks": list(s["num_blocks"]), "num_channels": list(s["num_channels"]), "fuse_method": "SUM",
-        }  # fmt: skip
+            "num_modules": s["num_modules"],
+            "num_branches": s["num_branches"],
+            "block_type": s["block"],
+            "num_blocks": list(s["num_blocks"]),
+            "num_channels": list(s["num_channels"]),
+            "fuse_method": "SUM",
+        }
     return args
 
 
 def hrnet_repo_extra(stages: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        f"STAGE{i + 1}": {"NUM_MODULES": s["num_modules"], "NUM_BRANCHES": s["num_branches"], "BLOCK": s["block"],
-                          "NUM_BLOCKS": list(s["num_blocks"]), "NUM_CHANNELS": list(s["num_channels"]),
-                          "FUSE_METHOD": "SUM"}
+        f"STAGE{i + 1}": {
+            "NUM_MODULES": s["num_modules"],
+            "NUM_BRANCHES": s["num_branches"],
+            "BLOCK": s["block"],
+            "NUM_BLOCKS": list(s["num_blocks"]),
+            "NUM_CHANNELS": list(s["num_channels"]),
+            "FUSE_METHOD": "SUM",
+        }
         for i, s in enumerate(stages)
-    }  # fmt: skip
+    }
 
 
 def hydra_value(value: Any) -> str:
@@ -115,9 +138,9 @@ def randomise(
 ) -> nn.Module:
     """Random weights and BatchNorm statistics (so that a mix-up of any two tensors changes the output), in eval
     mode. The statistics follow the normalised fixture ``batch`` ``run`` through the network (``model(x)`` by
-    default): half its mean, its variance averaged over the layer, each shifted a little, and the final layers are scaled to outputs of unit spread: activations stay of unit
-    scale, so float32 rounding stays far below the tests' 1e-5. Every stored value is a float16 number: the
-    fixtures keep most weights in float16."""
+    default): half its mean and its variance averaged over the layer, each shifted a little; the final layers
+    are scaled to outputs of unit spread. Activations stay of unit scale, so float32 rounding stays small. Every
+    stored value is a float16 number: the fixtures keep most weights in float16."""
     run = run or call
     g = torch.Generator().manual_seed(seed)
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -325,16 +348,25 @@ def mmpose_topdown(backbone: dict[str, Any], head: dict[str, Any], input_size: t
     from mmpose.registry import MODELS
 
     init_default_scope("mmpose")
-    codec = dict(type="UDPHeatmap", input_size=input_size, heatmap_size=(input_size[0] // 4, input_size[1] // 4),
-                 sigma=2)  # fmt: skip
+    codec = dict(
+        type="UDPHeatmap",
+        input_size=input_size,
+        heatmap_size=(input_size[0] // 4, input_size[1] // 4),
+        sigma=2,
+    )
     cfg = dict(
         type="TopdownPoseEstimator",
         data_preprocessor=dict(type="PoseDataPreprocessor", mean=list(MEAN), std=list(STD), bgr_to_rgb=True),
         backbone=backbone,
-        head=dict(type="HeatmapHead", out_channels=NUM_KEYPOINTS, loss=dict(type="KeypointMSELoss"),
-                  decoder=codec, **head),
+        head=dict(
+            type="HeatmapHead",
+            out_channels=NUM_KEYPOINTS,
+            loss=dict(type="KeypointMSELoss"),
+            decoder=codec,
+            **head,
+        ),
         test_cfg=dict(flip_test=True, flip_mode="heatmap", shift_heatmap=False),
-    )  # fmt: skip
+    )
     return MODELS.build(cfg)
 
 
@@ -358,8 +390,11 @@ def mmpose_forward(model: nn.Module) -> Callable[[torch.Tensor], Any]:
 
 def small_mmpose_hrnet(input_size: tuple[int, int]) -> nn.Module:
     """mmpose's top-down HRNet at :data:`SMALL_HRNET` widths with a 1×1 head, codec for ``input_size``."""
-    return mmpose_topdown(dict(type="HRNet", extra=mmpose_extra(SMALL_HRNET)),
-                          dict(in_channels=4, deconv_out_channels=None), input_size)  # fmt: skip
+    return mmpose_topdown(
+        dict(type="HRNet", extra=mmpose_extra(SMALL_HRNET)),
+        dict(in_channels=4, deconv_out_channels=None),
+        input_size,
+    )
 
 
 def build_sources(refs: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -383,10 +418,15 @@ def build_sources(refs: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
     model = randomise(small_mmpose_hrnet(TOPDOWN_INPUT), 1, topdown, mmpose_run)
     sources["mmpose_hrnet"] = dict(
-        format="mmpose", reference="mmpose 1.3.2 TopdownPoseEstimator: HRNet + HeatmapHead (1×1)",
-        model=model, normalise=mmpose_normalise, run=mmpose_run, input=TOPDOWN_INPUT,
-        checkpoint=mmpose_checkpoint(model), overrides=["backbone=hrnet_w32", *small_hrnet],
-    )  # fmt: skip
+        format="mmpose",
+        reference="mmpose 1.3.2 TopdownPoseEstimator: HRNet + HeatmapHead (1×1)",
+        model=model,
+        normalise=mmpose_normalise,
+        run=mmpose_run,
+        input=TOPDOWN_INPUT,
+        checkpoint=mmpose_checkpoint(model),
+        overrides=["backbone=hrnet_w32", *small_hrnet],
+    )
     model = randomise(
         mmpose_topdown(
             dict(type="ResNet", depth=50, base_channels=SMALL_RESNET["base_channels"]),
@@ -398,11 +438,19 @@ def build_sources(refs: argparse.Namespace) -> dict[str, dict[str, Any]]:
         mmpose_run,
     )
     sources["mmpose_resnet"] = dict(
-        format="mmpose", reference="mmpose 1.3.2 TopdownPoseEstimator: ResNet-50 + HeatmapHead (3 deconvolutions)",
-        model=model, normalise=mmpose_normalise, run=mmpose_run, input=TOPDOWN_INPUT, checkpoint=mmpose_checkpoint(model),
-        overrides=["backbone=resnet50", f"backbone.model_args={hydra_value(SMALL_RESNET['timm'])}",
-                   f"head.deconv_channels={DECONV}"],
-    )  # fmt: skip
+        format="mmpose",
+        reference="mmpose 1.3.2 TopdownPoseEstimator: ResNet-50 + HeatmapHead (3 deconvolutions)",
+        model=model,
+        normalise=mmpose_normalise,
+        run=mmpose_run,
+        input=TOPDOWN_INPUT,
+        checkpoint=mmpose_checkpoint(model),
+        overrides=[
+            "backbone=resnet50",
+            f"backbone.model_args={hydra_value(SMALL_RESNET['timm'])}",
+            f"head.deconv_channels={DECONV}",
+        ],
+    )
 
     backbone = udp.backbones.hrnet.HRNet(extra=mmpose_extra(SMALL_HRNET))
     head = udp.keypoint_heads.top_down_simple_head.TopDownSimpleHead(
@@ -410,49 +458,93 @@ def build_sources(refs: argparse.Namespace) -> dict[str, dict[str, Any]]:
     )
     model = randomise(Composite(backbone, head, "keypoint_head"), 3, topdown)
     sources["mmpose0_hrnet"] = dict(
-        format="mmpose0", reference="UDP-Pose (mmpose 0.9) HRNet + TopDownSimpleHead",
-        model=model, normalise=torchvision_normalise, run=call, input=TOPDOWN_INPUT,
-        checkpoint=mmpose0_checkpoint(model), overrides=["backbone=hrnet_w32", *small_hrnet],
-    )  # fmt: skip
+        format="mmpose0",
+        reference="UDP-Pose (mmpose 0.9) HRNet + TopDownSimpleHead",
+        model=model,
+        normalise=torchvision_normalise,
+        run=call,
+        input=TOPDOWN_INPUT,
+        checkpoint=mmpose0_checkpoint(model),
+        overrides=["backbone=hrnet_w32", *small_hrnet],
+    )
     backbone = udp.backbones.hrnet.HRNet(extra=mmpose_extra(SMALL_HRNET))
     head = udp.keypoint_heads.bottom_up_higher_resolution_head.BottomUpHigherResolutionHead(
-        in_channels=4, num_joints=NUM_KEYPOINTS, tag_per_joint=True, extra=dict(final_conv_kernel=1),
-        num_deconv_layers=1, num_deconv_filters=[HIGHER_DECONV], num_deconv_kernels=[4], num_basic_blocks=4,
-        cat_output=[True], with_ae_loss=[True, False])  # fmt: skip
+        in_channels=4,
+        num_joints=NUM_KEYPOINTS,
+        tag_per_joint=True,
+        extra=dict(final_conv_kernel=1),
+        num_deconv_layers=1,
+        num_deconv_filters=[HIGHER_DECONV],
+        num_deconv_kernels=[4],
+        num_basic_blocks=4,
+        cat_output=[True],
+        with_ae_loss=[True, False],
+    )
     model = randomise(Composite(backbone, head, "keypoint_head"), 4, bottomup_batch)
     sources["mmpose0_higherhrnet"] = dict(
-        format="mmpose0", reference="UDP-Pose (mmpose 0.9) HRNet + BottomUpHigherResolutionHead",
-        model=model, normalise=torchvision_normalise, run=call, input=BOTTOMUP_INPUT,
-        checkpoint=mmpose0_checkpoint(model), overrides=[*bottomup, "backbone=hrnet_w32", *small_hrnet],
-    )  # fmt: skip
+        format="mmpose0",
+        reference="UDP-Pose (mmpose 0.9) HRNet + BottomUpHigherResolutionHead",
+        model=model,
+        normalise=torchvision_normalise,
+        run=call,
+        input=BOTTOMUP_INPUT,
+        checkpoint=mmpose0_checkpoint(model),
+        overrides=[*bottomup, "backbone=hrnet_w32", *small_hrnet],
+    )
 
     cfg = yacs_config(
         hrnet_experiments / "hrnet" / "w32_256x192_adam_lr1e-3.yaml", hrnet_repo_extra(REPO_HRNET)
     )
     model = randomise(pose_hrnet.get_pose_net(cfg, is_train=False), 5, topdown)
     sources["hrnet_hrnet"] = dict(
-        format="hrnet", reference="deep-high-resolution-net.pytorch pose_hrnet (PoseHighResolutionNet)",
-        model=model, normalise=torchvision_normalise, run=call, input=TOPDOWN_INPUT,
-        checkpoint=model.state_dict(), overrides=["backbone=hrnet_w32", *repo_hrnet],
-    )  # fmt: skip
-    cfg = yacs_config(hrnet_experiments / "resnet" / "res50_256x192_d256x3_adam_lr1e-3.yaml",
-                      {"NUM_DECONV_FILTERS": [DECONV] * 3})  # fmt: skip
+        format="hrnet",
+        reference="deep-high-resolution-net.pytorch pose_hrnet (PoseHighResolutionNet)",
+        model=model,
+        normalise=torchvision_normalise,
+        run=call,
+        input=TOPDOWN_INPUT,
+        checkpoint=model.state_dict(),
+        overrides=["backbone=hrnet_w32", *repo_hrnet],
+    )
+    cfg = yacs_config(
+        hrnet_experiments / "resnet" / "res50_256x192_d256x3_adam_lr1e-3.yaml",
+        {"NUM_DECONV_FILTERS": [DECONV] * 3},
+    )
     model = randomise(narrow_pose_resnet(pose_resnet, cfg), 6, topdown)
     sources["hrnet_simplebaseline"] = dict(
-        format="hrnet", reference="deep-high-resolution-net.pytorch pose_resnet (PoseResNet, ResNet-50 at 1/16 width)",
-        model=model, normalise=torchvision_normalise, run=call, input=TOPDOWN_INPUT,
-        checkpoint=model.state_dict(), overrides=sources["mmpose_resnet"]["overrides"],
-    )  # fmt: skip
-    deconv = {"DECONV": {"NUM_DECONVS": 1, "NUM_CHANNELS": [HIGHER_DECONV], "KERNEL_SIZE": [4],
-                         "NUM_BASIC_BLOCKS": 4, "CAT_OUTPUT": [True]}}  # fmt: skip
-    cfg = yacs_config(refs.higherhrnet / "experiments" / "coco" / "higher_hrnet" / "w32_512_adam_lr1e-3.yaml",
-                      {**hrnet_repo_extra(REPO_HRNET), **deconv})  # fmt: skip
+        format="hrnet",
+        reference="deep-high-resolution-net.pytorch pose_resnet (PoseResNet, ResNet-50 at 1/16 width)",
+        model=model,
+        normalise=torchvision_normalise,
+        run=call,
+        input=TOPDOWN_INPUT,
+        checkpoint=model.state_dict(),
+        overrides=sources["mmpose_resnet"]["overrides"],
+    )
+    deconv = {
+        "DECONV": {
+            "NUM_DECONVS": 1,
+            "NUM_CHANNELS": [HIGHER_DECONV],
+            "KERNEL_SIZE": [4],
+            "NUM_BASIC_BLOCKS": 4,
+            "CAT_OUTPUT": [True],
+        }
+    }
+    cfg = yacs_config(
+        refs.higherhrnet / "experiments" / "coco" / "higher_hrnet" / "w32_512_adam_lr1e-3.yaml",
+        {**hrnet_repo_extra(REPO_HRNET), **deconv},
+    )
     model = randomise(higher.get_pose_net(cfg, is_train=False), 7, bottomup_batch)
     sources["hrnet_higherhrnet"] = dict(
-        format="hrnet", reference="HigherHRNet-Human-Pose-Estimation PoseHigherResolutionNet",
-        model=model, normalise=torchvision_normalise, run=call, input=BOTTOMUP_INPUT,
-        checkpoint=model.state_dict(), overrides=[*bottomup, "backbone=hrnet_w32", *repo_hrnet],
-    )  # fmt: skip
+        format="hrnet",
+        reference="HigherHRNet-Human-Pose-Estimation PoseHigherResolutionNet",
+        model=model,
+        normalise=torchvision_normalise,
+        run=call,
+        input=BOTTOMUP_INPUT,
+        checkpoint=model.state_dict(),
+        overrides=[*bottomup, "backbone=hrnet_w32", *repo_hrnet],
+    )
     return sources
 
 
@@ -482,9 +574,13 @@ def mmpose_checkpoint(model: nn.Module) -> dict[str, Any]:
     import mmengine
     import mmpose
 
-    meta = {"mmengine_version": mmengine.__version__, "mmpose_version": mmpose.__version__,
-            "dataset_meta": {k: v for k, v in coco_dataset_meta().items() if k in ("dataset_name", "sigmas",
-                                                                                      "flip_indices")}}  # fmt: skip
+    meta = {
+        "mmengine_version": mmengine.__version__,
+        "mmpose_version": mmpose.__version__,
+        "dataset_meta": {
+            k: v for k, v in coco_dataset_meta().items() if k in ("dataset_name", "sigmas", "flip_indices")
+        },
+    }
     return {"meta": meta, "state_dict": {k: v.clone() for k, v in model.state_dict().items()}}
 
 
@@ -501,12 +597,31 @@ def full_size_layouts(refs: argparse.Namespace) -> dict[str, dict[str, Any]]:
     from mmpose.models.backbones import HRNet, ResNet
 
     udp = sys.modules["udp"]
-    width_extra = {w: mmpose_extra([
-        dict(num_modules=1, num_branches=1, block="BOTTLENECK", num_blocks=(4,), num_channels=(64,)),
-        dict(num_modules=1, num_branches=2, block="BASIC", num_blocks=(4,) * 2, num_channels=(w, 2 * w)),
-        dict(num_modules=4, num_branches=3, block="BASIC", num_blocks=(4,) * 3, num_channels=(w, 2 * w, 4 * w)),
-        dict(num_modules=3, num_branches=4, block="BASIC", num_blocks=(4,) * 4,
-             num_channels=(w, 2 * w, 4 * w, 8 * w))]) for w in (32, 48)}  # fmt: skip
+    width_extra = {
+        w: mmpose_extra(
+            [
+                dict(num_modules=1, num_branches=1, block="BOTTLENECK", num_blocks=(4,), num_channels=(64,)),
+                dict(
+                    num_modules=1, num_branches=2, block="BASIC", num_blocks=(4,) * 2, num_channels=(w, 2 * w)
+                ),
+                dict(
+                    num_modules=4,
+                    num_branches=3,
+                    block="BASIC",
+                    num_blocks=(4,) * 3,
+                    num_channels=(w, 2 * w, 4 * w),
+                ),
+                dict(
+                    num_modules=3,
+                    num_branches=4,
+                    block="BASIC",
+                    num_blocks=(4,) * 4,
+                    num_channels=(w, 2 * w, 4 * w, 8 * w),
+                ),
+            ]
+        )
+        for w in (32, 48)
+    }
     layouts: dict[str, dict[str, Any]] = {}
 
     def add(
@@ -516,8 +631,11 @@ def full_size_layouts(refs: argparse.Namespace) -> dict[str, dict[str, Any]]:
         layouts[name] = dict(format=fmt, reference=reference, overrides=overrides, tensors=shapes)
 
     for w in (32, 48):
-        model = mmpose_topdown(dict(type="HRNet", extra=width_extra[w]), dict(in_channels=w, deconv_out_channels=None),
-                               (192, 256))  # fmt: skip
+        model = mmpose_topdown(
+            dict(type="HRNet", extra=width_extra[w]),
+            dict(in_channels=w, deconv_out_channels=None),
+            (192, 256),
+        )
         add(
             f"mmpose_hrnet_w{w}",
             "mmpose",
@@ -546,9 +664,17 @@ def full_size_layouts(refs: argparse.Namespace) -> dict[str, dict[str, Any]]:
     )
     for w in (32, 48):
         head = udp.keypoint_heads.bottom_up_higher_resolution_head.BottomUpHigherResolutionHead(
-            in_channels=w, num_joints=NUM_KEYPOINTS, tag_per_joint=True, extra=dict(final_conv_kernel=1),
-            num_deconv_layers=1, num_deconv_filters=[w], num_deconv_kernels=[4], num_basic_blocks=4,
-            cat_output=[True], with_ae_loss=[True, False])  # fmt: skip
+            in_channels=w,
+            num_joints=NUM_KEYPOINTS,
+            tag_per_joint=True,
+            extra=dict(final_conv_kernel=1),
+            num_deconv_layers=1,
+            num_deconv_filters=[w],
+            num_deconv_kernels=[4],
+            num_basic_blocks=4,
+            cat_output=[True],
+            with_ae_loss=[True, False],
+        )
         model = Composite(udp.backbones.hrnet.HRNet(extra=width_extra[w]), head, "keypoint_head")
         experiment = {32: "coco_higherhrnet_w32_512", 48: "coco_higherhrnet_w48_640"}[w]
         add(
@@ -623,9 +749,20 @@ def mmpose_inference(
     from mmengine.config import Config
     from mmpose.apis import inference_topdown
 
-    model.cfg = Config(dict(test_dataloader=dict(dataset=dict(pipeline=[
-        dict(type="LoadImage"), dict(type="GetBBoxCenterScale"),
-        dict(type="TopdownAffine", input_size=(192, 256), use_udp=True), dict(type="PackPoseInputs")]))))  # fmt: skip
+    model.cfg = Config(
+        dict(
+            test_dataloader=dict(
+                dataset=dict(
+                    pipeline=[
+                        dict(type="LoadImage"),
+                        dict(type="GetBBoxCenterScale"),
+                        dict(type="TopdownAffine", input_size=(192, 256), use_udp=True),
+                        dict(type="PackPoseInputs"),
+                    ]
+                )
+            )
+        )
+    )
     model.dataset_meta = coco_dataset_meta()
     keypoints = {}
     for file_name, xyxy in boxes.items():
@@ -683,8 +820,11 @@ def write(out: Path, sources: dict[str, dict[str, Any]], coco_mini: Path) -> dic
         meta = {k: s[k] for k in ("format", "reference", "overrides")}
         meta |= {"dtype": str(dtype), "outputs": [list(o.shape) for o in outputs], "float32_noise": noise}
         (folder / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-        summary[name] = {"tensors": len(s["checkpoint"].get("state_dict", s["checkpoint"])), "float32_noise": noise,
-                         "output_std": [round(float(o.std()), 4) for o in outputs]}  # fmt: skip
+        summary[name] = {
+            "tensors": len(s["checkpoint"].get("state_dict", s["checkpoint"])),
+            "float32_noise": noise,
+            "output_std": [round(float(o.std()), 4) for o in outputs],
+        }
     return summary
 
 
@@ -705,8 +845,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     sources = build_sources(args)
     summary = write(args.out, sources, args.coco_mini)
     layouts = full_size_layouts(args)
-    with gzip.open(args.out / "layouts.json.gz", "wt") as f:
-        json.dump(layouts, f)
+    # mtime 0: the same layouts give the same file
+    (args.out / "layouts.json.gz").write_bytes(gzip.compress(json.dumps(layouts).encode(), mtime=0))
     model = small_mmpose_hrnet((192, 256)).eval()  # the same weights, codec at 256×192
     model.load_state_dict(sources["mmpose_hrnet"]["model"].state_dict())
     boxes = coco_boxes(args.coco_mini)
@@ -716,11 +856,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     image_level = {
         "reference": "mmpose 1.3.2 inference_topdown, UDP 256×192 (flip test, DARK-UDP blur 11), GT boxes "
         "clipped to width-1/height-1 as mmpose's CocoDataset",
-        "source": "mmpose_hrnet/source.pth", "boxes_xywh": xywh,
-        "overrides": [*sources["mmpose_hrnet"]["overrides"], "paradigm.input_size=[192,256]",
-                      "paradigm.codec.heatmap_size=[48,64]", "paradigm.codec.sigma=2", "paradigm.codec.blur_kernel=11"],
-        "keypoints": keypoints, "unstable_joints": unstable,
-    }  # fmt: skip
+        "source": "mmpose_hrnet/source.pth",
+        "boxes_xywh": xywh,
+        "overrides": [
+            *sources["mmpose_hrnet"]["overrides"],
+            "paradigm.input_size=[192,256]",
+            "paradigm.codec.heatmap_size=[48,64]",
+            "paradigm.codec.sigma=2",
+            "paradigm.codec.blur_kernel=11",
+        ],
+        "keypoints": keypoints,
+        "unstable_joints": unstable,
+    }
     (args.out / "mmpose_topdown_coco_mini.json").write_text(json.dumps(image_level) + "\n")
     summary["layouts"] = {k: len(v["tensors"]) for k, v in layouts.items()}
     joints = sum(len(v) for v in keypoints.values()) * NUM_KEYPOINTS

@@ -71,10 +71,12 @@ def test_released_aid_recipes_are_the_authors_settings(tmp_path):
     schedule = build_schedule(top)
     assert (schedule.scaled_epochs, schedule.scaled_milestones, schedule.lr) == (150, [100, 140], 3e-3)
     assert (schedule.warmup_steps, schedule.warmup_ratio) == (500, 0.001)
-    assert top.init_weights == "/w/udp.ckpt" and top.backbone.pretrained is False and top.backbone.name == "hrnet_w32"
+    assert top.init_weights == "/w/udp.ckpt" and top.backbone.name == "hrnet_w32"
+    assert top.backbone.pretrained is False  # the start replaces the ImageNet weights
     assert top.dropper._target_ == "aidpose.aid.Cutout" and top.head._target_ == "aidpose.models.ConvHead"
     assert top.paradigm.input_size == [192, 256] and top.loader.batch_size == 48
-    assert (top.test.boxes, top.test.nms, top.test.nms_thr, top.test.kpt_score_thr) == ("detections", "oks", 0.9, 0.2)
+    test = top.test
+    assert (test.boxes, test.nms, test.nms_thr, test.kpt_score_thr) == ("detections", "oks", 0.9, 0.2)
     assert top.trainer.check_val_every_n_epoch == 150
     bottom = compose_config(["experiment=coco/aid_release_higherhrnet_w32_512", *start], tmp_path)
     schedule = build_schedule(bottom)

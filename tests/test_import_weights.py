@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
@@ -64,9 +65,13 @@ def test_reference_network_imports_and_computes_the_reference_outputs(name, tmp_
     assert images.dtype == torch.uint8 and images.shape[1] == 3
     # the mapping, exactly: float64, input normalised with the config's own mean/std (these random networks
     # amplify float32 rounding to ~1e-5, see the fixture script)
-    mean, std = (torch.tensor(module.run_config["paradigm"]["module"][k], dtype=torch.float64) for k in ("mean", "std"))
+    mean, std = (
+        torch.tensor(module.run_config["paradigm"]["module"][k], dtype=torch.float64) for k in ("mean", "std")
+    )
     with torch.no_grad():
-        float64 = as_list(module.double().net((images.double() - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)))
+        float64 = as_list(
+            module.double().net((images.double() - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1))
+        )
         float32 = as_list(module.float()(images))  # the module's own path: uint8 RGB → normalised → network
     assert len(float64) == len(expected["outputs"])
     for ours, ref in zip(float64, expected["outputs"], strict=True):
@@ -87,7 +92,7 @@ def test_hrnet_fusions_the_head_never_reads_are_reported_not_missing(tmp_path):
     assert "off the output path" in lines and "fuse_layers.1" in lines
 
 
-LAYOUTS = json.load(gzip.open(INTEROP / "layouts.json.gz", "rt"))
+LAYOUTS = json.loads(gzip.decompress((INTEROP / "layouts.json.gz").read_bytes()))
 # the full-size models compose with their own overrides; these keep the start-up size check fast
 SMALL_INPUT = {"topdown": [], "bottomup": ["paradigm.input_size=[128,128]"]}
 _MODULES: dict[tuple[str, ...], torch.nn.Module] = {}
@@ -123,7 +128,9 @@ def test_full_size_models_correspond_one_to_one(name, tmp_path):
 @pytest.mark.slow
 def test_backbone_only_files_need_allow_partial(tmp_path):
     module = full_size_module(["backbone=hrnet_w32"], tmp_path)
-    report = match_tensors(module, layout_tensors("mmpose_hrnet_w32_backbone"), FORMATS["backbone"], IMAGENET_RGB, "x")
+    report = match_tensors(
+        module, layout_tensors("mmpose_hrnet_w32_backbone"), FORMATS["backbone"], IMAGENET_RGB, "x"
+    )
     assert report.partial and report.kept_at_init == ["net.head.final.weight", "net.head.final.bias"]
     assert len(report.loaded) == 1752 and not report.unused
 
@@ -138,12 +145,18 @@ def test_shape_mismatches_name_the_tensor_both_shapes_and_the_cause(tmp_path):
     # the UDP-Pose authors' own UDP models predict heatmaps + offsets (CombinedTarget): only the backbone fits
     with pytest.raises(ValueError, match=r"keypoint_head\.final_layer\.weight \(51, 32, 1, 1\) → net\.head\.final\."
                        r"weight \(17, 32, 1, 1\): the source predicts 51 = 3×17 maps: a UDP CombinedTarget"):  # fmt: skip
-        match_tensors(w32, layout_tensors("udp_hrnet_w32_combined"), FORMATS["mmpose0"], IMAGENET_RGB, "udp.pth")
-    report = match_tensors(w32, layout_tensors("udp_hrnet_w32_combined"), FORMATS["backbone"], IMAGENET_RGB, "udp")
+        match_tensors(
+            w32, layout_tensors("udp_hrnet_w32_combined"), FORMATS["mmpose0"], IMAGENET_RGB, "udp.pth"
+        )
+    report = match_tensors(
+        w32, layout_tensors("udp_hrnet_w32_combined"), FORMATS["backbone"], IMAGENET_RGB, "udp"
+    )
     assert report.unused == ["keypoint_head.final_layer.bias", "keypoint_head.final_layer.weight"]
     assert len(report.loaded) == 1752 and len(report.kept_at_init) == 2
     # the W48 HigherHRNet head is 48 channels wide (HigherHRNet's w48_640 config): a 32-wide one does not fit
-    narrow = full_size_module(["experiment=coco_higherhrnet_w48_640", "paradigm.head.deconv_channels=32"], tmp_path)
+    narrow = full_size_module(
+        ["experiment=coco_higherhrnet_w48_640", "paradigm.head.deconv_channels=32"], tmp_path
+    )
     with pytest.raises(ValueError, match=r"final_layers\.1\.weight \(17, 48, 1, 1\) → net\.head\.final_half\.weight "
                        r"\(17, 32, 1, 1\): head width.*paradigm\.head\.deconv_channels"):  # fmt: skip
         match_tensors(narrow, layout_tensors("higherhrnet_w48"), FORMATS["hrnet"], IMAGENET_RGB, "w48.pth")
@@ -158,7 +171,9 @@ def test_joint_count_mismatch_says_so(tmp_path):
 
 def test_partial_imports_need_allow_partial_and_list_what_differs(tmp_path):
     source = INTEROP / "mmpose0_higherhrnet" / "source.pth"
-    module = build([*fixture_meta("mmpose0_higherhrnet")["overrides"], "paradigm.head.num_basic_blocks=3"], tmp_path)
+    module = build(
+        [*fixture_meta("mmpose0_higherhrnet")["overrides"], "paradigm.head.num_basic_blocks=3"], tmp_path
+    )
     with pytest.raises(ValueError, match=r"(?s)12 source tensors unused: keypoint_head\.deconv_layers\.0\.4\.0.*"
                        r"--allow-partial"):  # fmt: skip
         import_weights(module, source)
@@ -182,7 +197,11 @@ def test_input_convention_is_checked_and_stored(tmp_path):
     report = import_weights(module, INTEROP / "mmpose_hrnet" / "source.pth")
     path = write_checkpoint(module, report, tmp_path / "out.ckpt")
     stored = read_checkpoint(path)["aidpose_import"]
-    assert stored["input"] == {"channel_order": "RGB", "mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375]}
+    assert stored["input"] == {
+        "channel_order": "RGB",
+        "mean": [123.675, 116.28, 103.53],
+        "std": [58.395, 57.12, 57.375],
+    }
     assert stored["format"] == "mmpose" and stored["loaded"] == 464 and stored["kept_at_init"] == []
 
 
@@ -190,10 +209,15 @@ def test_formats_are_detected_from_tensor_names():
     assert detect_format(["net.backbone.body.conv1.weight"]).name == "aidpose"
     assert detect_format(["backbone.conv1.weight", "head.final_layer.weight"]).name == "mmpose"
     assert detect_format(["backbone.conv1.weight", "keypoint_head.final_layer.weight"]).name == "mmpose0"
-    assert detect_format(["conv1.weight", "final_layers.0.weight", "deconv_layers.0.0.0.weight"]).name == "hrnet"
+    assert (
+        detect_format(["conv1.weight", "final_layers.0.weight", "deconv_layers.0.0.0.weight"]).name == "hrnet"
+    )
     assert detect_format(["conv1.weight", "final_layer.weight"]).name == "hrnet"
     # classification backbones: timm's HRNet also has a final_layer, next to its classifier
-    assert detect_format(["conv1.weight", "incre_modules.0.0.conv1.weight", "final_layer.0.weight"]).name == "backbone"
+    assert (
+        detect_format(["conv1.weight", "incre_modules.0.0.conv1.weight", "final_layer.0.weight"]).name
+        == "backbone"
+    )
     assert detect_format(["conv1.weight", "fc.weight"]).name == "backbone"
     with pytest.raises(ValueError, match="no tensors"):
         detect_format([])
@@ -205,6 +229,13 @@ def test_files_are_read_safely(tmp_path):
     assert isinstance(others["meta"]["dataset_meta"]["sigmas"], np.ndarray)  # numpy arrays are data: allowed
     torch.save(OrderedDict((f"module.{k}", v) for k, v in list(tensors.items())[:3]), tmp_path / "dp.pth")
     assert list(read_source(tmp_path / "dp.pth")[0]) == list(tensors)[:3]  # DataParallel's prefix dropped
+    # a file pickled under numpy 1.x names numpy.core.multiarray (numpy 2: numpy._core.multiarray)
+    torch.save({"meta": {"sigmas": np.ones(3)}, "state_dict": {"w": torch.ones(1)}}, tmp_path / "np2.pth")
+    with zipfile.ZipFile(tmp_path / "np2.pth") as src, zipfile.ZipFile(tmp_path / "np1.pth", "w") as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            dst.writestr(info, data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+    assert read_source(tmp_path / "np1.pth")[1]["meta"]["sigmas"].tolist() == [1.0, 1.0, 1.0]
     torch.save({"state_dict": {}, "where": tmp_path}, tmp_path / "code.pth")  # a Path object: not plain data
     with pytest.raises(ValueError, match=r"pickled Python objects.*never unpickles code"):
         read_source(tmp_path / "code.pth")
@@ -232,9 +263,9 @@ def test_timm_and_torchvision_backbones_import_with_their_classifiers_listed(tmp
     torch.save(classifier.state_dict(), tmp_path / "timm.pth")
     report = import_weights(module, tmp_path / "timm.pth", allow_partial=True)
     assert report.format == "backbone" and report.unused == ["fc.bias", "fc.weight"]
-    assert {n.rsplit(".", 1)[0] for n in report.kept_at_init} == {f"net.head.deconv.{i}" for i in (0, 1, 3, 4, 6, 7)} | {
-        "net.head.final"
-    }
+    assert {n.rsplit(".", 1)[0] for n in report.kept_at_init} == {
+        f"net.head.deconv.{i}" for i in (0, 1, 3, 4, 6, 7)
+    } | {"net.head.final"}
     with torch.no_grad():
         assert torch.allclose(module.net.backbone(x), classifier.forward_features(x), atol=1e-5)
     hrnet = ["backbone=hrnet_w18_small"]
@@ -242,14 +273,21 @@ def test_timm_and_torchvision_backbones_import_with_their_classifiers_listed(tmp
     classifier = timm.create_model("hrnet_w18_small", num_classes=10).eval()
     torch.save(classifier.state_dict(), tmp_path / "hrnet.pth")
     report = import_weights(module, tmp_path / "hrnet.pth", allow_partial=True)
-    assert {u.split(".")[0] for u in report.unused} == {"incre_modules", "downsamp_modules", "final_layer", "classifier"}
+    assert {u.split(".")[0] for u in report.unused} == {
+        "incre_modules",
+        "downsamp_modules",
+        "final_layer",
+        "classifier",
+    }
     assert not report.off_path  # timm's classifier computes every branch: the fusions come with the file
 
 
 def test_aidpose_checkpoints_reimport_and_load(tmp_path):
     meta = fixture_meta("mmpose_resnet")
     module = build(meta["overrides"], tmp_path)
-    path = write_checkpoint(module, import_weights(module, INTEROP / "mmpose_resnet" / "source.pth"), tmp_path / "a.ckpt")
+    path = write_checkpoint(
+        module, import_weights(module, INTEROP / "mmpose_resnet" / "source.pth"), tmp_path / "a.ckpt"
+    )
     again = build(meta["overrides"], tmp_path)
     report = import_weights(again, path)
     assert report.format == "aidpose" and not report.partial and report.convention == IMAGENET_RGB
@@ -277,7 +315,9 @@ def imported_checkpoint(tmp_path_factory, coco_dataset_args, coco_mini) -> Path:
     root = tmp_path_factory.mktemp("imported")
     out = root / "mmpose_hrnet.ckpt"
     overrides = [*IMAGE_LEVEL["overrides"], *coco_dataset_args(coco_mini)]
-    proc = run_cli("aidpose.import_weights", str(INTEROP / IMAGE_LEVEL["source"]), str(out), *overrides, cwd=root)
+    proc = run_cli(
+        "aidpose.import_weights", str(INTEROP / IMAGE_LEVEL["source"]), str(out), *overrides, cwd=root
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "format mmpose, 464 tensors loaded" in proc.stdout and f"wrote {out}" in proc.stdout
     return out
@@ -295,7 +335,9 @@ def test_predict_gives_mmposes_keypoints_on_the_coco_photos(imported_checkpoint,
     unstable = {tuple(u) for u in IMAGE_LEVEL["unstable_joints"]}
     distances = []
     for file_name, people in IMAGE_LEVEL["keypoints"].items():
-        ours = [np.array(p["keypoints"]).reshape(-1, 3)[:, :2] for p in predictions if p["file_name"] == file_name]
+        ours = [
+            np.array(p["keypoints"]).reshape(-1, 3)[:, :2] for p in predictions if p["file_name"] == file_name
+        ]
         assert len(ours) == len(people)
         for person, reference in enumerate(np.array(people)[..., :2]):
             stable = [k for k in range(len(reference)) if (file_name, person, k) not in unstable]
@@ -319,7 +361,9 @@ def test_cli_refuses_what_it_cannot_import(tmp_path, capsys):
     with pytest.raises(SystemExit, match="no such weight file"):
         import_main([str(tmp_path / "absent.pth"), str(tmp_path / "out.ckpt")])
     with pytest.raises(SystemExit):
-        import_main([str(INTEROP / "mmpose_hrnet" / "source.pth"), str(tmp_path / "out.ckpt"), "--format", "keras"])
+        import_main(
+            [str(INTEROP / "mmpose_hrnet" / "source.pth"), str(tmp_path / "out.ckpt"), "--format", "keras"]
+        )
     assert "invalid choice: 'keras'" in capsys.readouterr().err
 
 

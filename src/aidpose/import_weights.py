@@ -56,7 +56,8 @@ def compose_run_config(overrides: list[str], output_dir: Path) -> DictConfig:
         cfg.task_name = "import_weights"
         cfg.backbone.pretrained = False  # the source replaces the weights: nothing to download
         cfg.backbone.weights = None
-        cfg.init_weights = None  # a training start, not part of the model (e.g. a recipe's mandatory udp_checkpoint)
+        # a training start, not part of the model (e.g. a released recipe's mandatory udp_checkpoint)
+        cfg.init_weights = None
         cfg.ckpt_path = None
     return cfg
 

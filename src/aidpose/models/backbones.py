@@ -36,8 +36,9 @@ class TimmBackbone(nn.Module):
         model_args: dict | None = None,
     ) -> None:
         super().__init__()
-        # plain containers: timm's builders copy and compare the stage configs
-        kwargs = OmegaConf.to_container(model_args) if OmegaConf.is_config(model_args) else dict(model_args or {})
+        kwargs = dict(model_args or {})
+        if OmegaConf.is_config(model_args):  # plain containers: timm copies and compares the stage configs
+            kwargs = OmegaConf.to_container(model_args)
         if feature_location is not None:
             kwargs["feature_location"] = feature_location
         try:

@@ -36,15 +36,16 @@ class ImportReport:
     convention: InputConvention
     looks_like: str  # the source's backbone, from telltale tensors
     model: str  # the model's backbone and head
-    loaded: dict[str, str] = field(default_factory=dict)  # aidpose name → source name
-    unused: list[str] = field(default_factory=list)  # source tensors with no place in the model
-    kept_at_init: list[str] = field(
-        default_factory=list
-    )  # model tensors on the output path not in the source
-    off_path: list[str] = field(
-        default_factory=list
-    )  # model tensors that cannot change the output, not in the source
-    counters_reset: list[str] = field(default_factory=list)  # BatchNorm step counters not in the source (0)
+    # aidpose name → source name of every loaded tensor
+    loaded: dict[str, str] = field(default_factory=dict)
+    # source tensors with no place in the model
+    unused: list[str] = field(default_factory=list)
+    # model tensors on the output path that the source does not have
+    kept_at_init: list[str] = field(default_factory=list)
+    # model tensors that cannot change the output, not in the source
+    off_path: list[str] = field(default_factory=list)
+    # BatchNorm step counters not in the source (set to 0)
+    counters_reset: list[str] = field(default_factory=list)
 
     @property
     def partial(self) -> bool:
@@ -90,11 +91,14 @@ class ImportReport:
 
 
 def grouped(names: Iterable[str], limit: int = 8) -> str:
-    """``a.b.c (n), ...``: names counted per module (their first three components), at most ``limit`` groups."""
-    counts = Counter(".".join(n.split(".")[:-1][:3]) or n for n in names)
-    shown = [f"{module} ({n})" for module, n in list(counts.items())[:limit]]
-    more = len(counts) - limit
-    return ", ".join(shown) + (f", and {more} more modules" if more > 0 else "")
+    """``module (n), ...``: names counted per module, at the deepest module level that gives at most ``limit``
+    groups (``net.backbone.body.stage4.2.fuse_layers.1 (26), ...``)."""
+    paths = [n.split(".")[:-1] or [n] for n in names]
+    for depth in range(max(map(len, paths), default=1), 0, -1):
+        counts = Counter(".".join(p[:depth]) for p in paths)
+        if len(counts) <= limit:
+            break
+    return ", ".join(f"{module} ({n})" for module, n in counts.items())
 
 
 def numpy_safe_globals() -> list[Any]:
