@@ -84,33 +84,26 @@ def mmpose_extra(stages: list[dict[str, Any]]) -> dict[str, Any]:
     return {f"stage{i + 1}": dict(s) for i, s in enumerate(stages)}
 
 
+def renamed_stages(stages: list[dict[str, Any]], block: str, upper: bool) -> dict[str, Any]:
+    """The stage configs in another code's spelling: its name for the block type, upper-case keys (yacs)."""
+    configs = {}
+    for i, stage in enumerate(stages):
+        config = {k: list(v) if isinstance(v, tuple) else v for k, v in stage.items() if k != "block"}
+        config |= {block: stage["block"], "fuse_method": "SUM"}
+        configs[f"stage{i + 1}"] = config
+    if upper:
+        return {k.upper(): {key.upper(): v for key, v in c.items()} for k, c in configs.items()}
+    return configs
+
+
 def timm_args(stages: list[dict[str, Any]]) -> dict[str, Any]:
     """``backbone.model_args`` of aidpose's TimmBackbone for the same HRNet."""
-    args: dict[str, Any] = {"stem_width": 64}
-    for i, s in enumerate(stages):
-        args[f"stage{i + 1}"] = {
-            "num_modules": s["num_modules"],
-            "num_branches": s["num_branches"],
-            "block_type": s["block"],
-            "num_blocks": list(s["num_blocks"]),
-            "num_channels": list(s["num_channels"]),
-            "fuse_method": "SUM",
-        }
-    return args
+    return {"stem_width": 64, **renamed_stages(stages, "block_type", upper=False)}
 
 
 def hrnet_repo_extra(stages: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        f"STAGE{i + 1}": {
-            "NUM_MODULES": s["num_modules"],
-            "NUM_BRANCHES": s["num_branches"],
-            "BLOCK": s["block"],
-            "NUM_BLOCKS": list(s["num_blocks"]),
-            "NUM_CHANNELS": list(s["num_channels"]),
-            "FUSE_METHOD": "SUM",
-        }
-        for i, s in enumerate(stages)
-    }
+    """``MODEL.EXTRA`` stages of the HRNet and HigherHRNet repositories for the same HRNet."""
+    return renamed_stages(stages, "block", upper=True)
 
 
 def hydra_value(value: Any) -> str:
@@ -397,155 +390,122 @@ def small_mmpose_hrnet(input_size: tuple[int, int]) -> nn.Module:
     )
 
 
+def udp_topdown(udp: types.ModuleType, extra: dict[str, Any], width: int, maps: int) -> nn.Module:
+    """UDP-Pose's top-down model: HRNet + TopDownSimpleHead (1×1, ``maps`` outputs)."""
+    head = udp.keypoint_heads.top_down_simple_head.TopDownSimpleHead(
+        in_channels=width, out_channels=maps, num_deconv_layers=0, extra=dict(final_conv_kernel=1)
+    )
+    return Composite(udp.backbones.hrnet.HRNet(extra=extra), head, "keypoint_head")
+
+
+def udp_higherhrnet(udp: types.ModuleType, extra: dict[str, Any], width: int, deconv: int) -> nn.Module:
+    """UDP-Pose's HigherHRNet: HRNet + BottomUpHigherResolutionHead as its AID config builds it (aid.py:83-94)."""
+    head = udp.keypoint_heads.bottom_up_higher_resolution_head.BottomUpHigherResolutionHead(
+        in_channels=width,
+        num_joints=NUM_KEYPOINTS,
+        tag_per_joint=True,
+        extra=dict(final_conv_kernel=1),
+        num_deconv_layers=1,
+        num_deconv_filters=[deconv],
+        num_deconv_kernels=[4],
+        num_basic_blocks=4,
+        cat_output=[True],
+        with_ae_loss=[True, False],
+    )
+    return Composite(udp.backbones.hrnet.HRNet(extra=extra), head, "keypoint_head")
+
+
+def fixture(fmt: str, reference: str, model: nn.Module, size: tuple[int, int], overrides: list[str]) -> dict:
+    """One fixture: the network, how its source normalises and runs it, its checkpoint in the source's format."""
+    checkpoint = {"mmpose": mmpose_checkpoint, "mmpose0": mmpose0_checkpoint}.get(
+        fmt, lambda m: m.state_dict()
+    )
+    return dict(
+        format=fmt,
+        reference=reference,
+        model=model,
+        normalise=mmpose_normalise if fmt == "mmpose" else torchvision_normalise,
+        run=mmpose_run if fmt == "mmpose" else call,
+        input=size,
+        checkpoint=checkpoint(model),
+        overrides=overrides,
+    )
+
+
 def build_sources(refs: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Every fixture: its format, reference, network, forward function, checkpoint content and aidpose overrides."""
+    """Every fixture (see :func:`fixture`) with the aidpose overrides of the same architecture."""
     udp = udp_pose_models(refs.udp_pose)
     hrnet_models = refs.hrnet / "lib" / "models"
     pose_hrnet = load_file(hrnet_models / "pose_hrnet.py", "ref_pose_hrnet")
     pose_resnet = load_file(hrnet_models / "pose_resnet.py", "ref_pose_resnet")
     higher = load_file(refs.higherhrnet / "lib" / "models" / "pose_higher_hrnet.py", "ref_pose_higher_hrnet")
     hrnet_experiments = refs.hrnet / "experiments" / "coco"
-    small_hrnet = [f"backbone.model_args={hydra_value(timm_args(SMALL_HRNET))}"]
-    repo_hrnet = [f"backbone.model_args={hydra_value(timm_args(REPO_HRNET))}"]
+    small_hrnet = ["backbone=hrnet_w32", f"backbone.model_args={hydra_value(timm_args(SMALL_HRNET))}"]
+    repo_hrnet = ["backbone=hrnet_w32", f"backbone.model_args={hydra_value(timm_args(REPO_HRNET))}"]
+    resnet = [
+        "backbone=resnet50",
+        f"backbone.model_args={hydra_value(SMALL_RESNET['timm'])}",
+        f"head.deconv_channels={DECONV}",
+    ]
     bottomup = [
         "paradigm=bottomup",
         f"paradigm.head.deconv_channels={HIGHER_DECONV}",
         "paradigm.head.num_basic_blocks=4",
     ]
-    topdown = torchvision_normalise(rgb_inputs(refs.coco_mini, TOPDOWN_INPUT))
+    topdown_batch = torchvision_normalise(rgb_inputs(refs.coco_mini, TOPDOWN_INPUT))
     bottomup_batch = torchvision_normalise(rgb_inputs(refs.coco_mini, BOTTOMUP_INPUT))
-    sources: dict[str, dict[str, Any]] = {}
-
-    model = randomise(small_mmpose_hrnet(TOPDOWN_INPUT), 1, topdown, mmpose_run)
-    sources["mmpose_hrnet"] = dict(
-        format="mmpose",
-        reference="mmpose 1.3.2 TopdownPoseEstimator: HRNet + HeatmapHead (1×1)",
-        model=model,
-        normalise=mmpose_normalise,
-        run=mmpose_run,
-        input=TOPDOWN_INPUT,
-        checkpoint=mmpose_checkpoint(model),
-        overrides=["backbone=hrnet_w32", *small_hrnet],
+    small_resnet = mmpose_topdown(
+        dict(type="ResNet", depth=50, base_channels=SMALL_RESNET["base_channels"]),
+        dict(in_channels=128, deconv_out_channels=(DECONV,) * 3, deconv_kernel_sizes=(4,) * 3),
+        TOPDOWN_INPUT,
     )
-    model = randomise(
-        mmpose_topdown(
-            dict(type="ResNet", depth=50, base_channels=SMALL_RESNET["base_channels"]),
-            dict(in_channels=128, deconv_out_channels=(DECONV,) * 3, deconv_kernel_sizes=(4,) * 3),
-            TOPDOWN_INPUT,
-        ),
-        2,
-        topdown,
-        mmpose_run,
-    )
-    sources["mmpose_resnet"] = dict(
-        format="mmpose",
-        reference="mmpose 1.3.2 TopdownPoseEstimator: ResNet-50 + HeatmapHead (3 deconvolutions)",
-        model=model,
-        normalise=mmpose_normalise,
-        run=mmpose_run,
-        input=TOPDOWN_INPUT,
-        checkpoint=mmpose_checkpoint(model),
-        overrides=[
-            "backbone=resnet50",
-            f"backbone.model_args={hydra_value(SMALL_RESNET['timm'])}",
-            f"head.deconv_channels={DECONV}",
-        ],
-    )
-
-    backbone = udp.backbones.hrnet.HRNet(extra=mmpose_extra(SMALL_HRNET))
-    head = udp.keypoint_heads.top_down_simple_head.TopDownSimpleHead(
-        in_channels=4, out_channels=NUM_KEYPOINTS, num_deconv_layers=0, extra=dict(final_conv_kernel=1)
-    )
-    model = randomise(Composite(backbone, head, "keypoint_head"), 3, topdown)
-    sources["mmpose0_hrnet"] = dict(
-        format="mmpose0",
-        reference="UDP-Pose (mmpose 0.9) HRNet + TopDownSimpleHead",
-        model=model,
-        normalise=torchvision_normalise,
-        run=call,
-        input=TOPDOWN_INPUT,
-        checkpoint=mmpose0_checkpoint(model),
-        overrides=["backbone=hrnet_w32", *small_hrnet],
-    )
-    backbone = udp.backbones.hrnet.HRNet(extra=mmpose_extra(SMALL_HRNET))
-    head = udp.keypoint_heads.bottom_up_higher_resolution_head.BottomUpHigherResolutionHead(
-        in_channels=4,
-        num_joints=NUM_KEYPOINTS,
-        tag_per_joint=True,
-        extra=dict(final_conv_kernel=1),
-        num_deconv_layers=1,
-        num_deconv_filters=[HIGHER_DECONV],
-        num_deconv_kernels=[4],
-        num_basic_blocks=4,
-        cat_output=[True],
-        with_ae_loss=[True, False],
-    )
-    model = randomise(Composite(backbone, head, "keypoint_head"), 4, bottomup_batch)
-    sources["mmpose0_higherhrnet"] = dict(
-        format="mmpose0",
-        reference="UDP-Pose (mmpose 0.9) HRNet + BottomUpHigherResolutionHead",
-        model=model,
-        normalise=torchvision_normalise,
-        run=call,
-        input=BOTTOMUP_INPUT,
-        checkpoint=mmpose0_checkpoint(model),
-        overrides=[*bottomup, "backbone=hrnet_w32", *small_hrnet],
-    )
-
-    cfg = yacs_config(
+    higher_deconv = {"NUM_DECONVS": 1, "NUM_CHANNELS": [HIGHER_DECONV], "KERNEL_SIZE": [4],
+                     "NUM_BASIC_BLOCKS": 4, "CAT_OUTPUT": [True]}  # fmt: skip
+    hrnet_cfg = yacs_config(
         hrnet_experiments / "hrnet" / "w32_256x192_adam_lr1e-3.yaml", hrnet_repo_extra(REPO_HRNET)
     )
-    model = randomise(pose_hrnet.get_pose_net(cfg, is_train=False), 5, topdown)
-    sources["hrnet_hrnet"] = dict(
-        format="hrnet",
-        reference="deep-high-resolution-net.pytorch pose_hrnet (PoseHighResolutionNet)",
-        model=model,
-        normalise=torchvision_normalise,
-        run=call,
-        input=TOPDOWN_INPUT,
-        checkpoint=model.state_dict(),
-        overrides=["backbone=hrnet_w32", *repo_hrnet],
-    )
-    cfg = yacs_config(
+    resnet_cfg = yacs_config(
         hrnet_experiments / "resnet" / "res50_256x192_d256x3_adam_lr1e-3.yaml",
         {"NUM_DECONV_FILTERS": [DECONV] * 3},
     )
-    model = randomise(narrow_pose_resnet(pose_resnet, cfg), 6, topdown)
-    sources["hrnet_simplebaseline"] = dict(
-        format="hrnet",
-        reference="deep-high-resolution-net.pytorch pose_resnet (PoseResNet, ResNet-50 at 1/16 width)",
-        model=model,
-        normalise=torchvision_normalise,
-        run=call,
-        input=TOPDOWN_INPUT,
-        checkpoint=model.state_dict(),
-        overrides=sources["mmpose_resnet"]["overrides"],
-    )
-    deconv = {
-        "DECONV": {
-            "NUM_DECONVS": 1,
-            "NUM_CHANNELS": [HIGHER_DECONV],
-            "KERNEL_SIZE": [4],
-            "NUM_BASIC_BLOCKS": 4,
-            "CAT_OUTPUT": [True],
-        }
-    }
-    cfg = yacs_config(
+    higher_cfg = yacs_config(
         refs.higherhrnet / "experiments" / "coco" / "higher_hrnet" / "w32_512_adam_lr1e-3.yaml",
-        {**hrnet_repo_extra(REPO_HRNET), **deconv},
+        {**hrnet_repo_extra(REPO_HRNET), "DECONV": higher_deconv},
     )
-    model = randomise(higher.get_pose_net(cfg, is_train=False), 7, bottomup_batch)
-    sources["hrnet_higherhrnet"] = dict(
-        format="hrnet",
-        reference="HigherHRNet-Human-Pose-Estimation PoseHigherResolutionNet",
-        model=model,
-        normalise=torchvision_normalise,
-        run=call,
-        input=BOTTOMUP_INPUT,
-        checkpoint=model.state_dict(),
-        overrides=[*bottomup, "backbone=hrnet_w32", *repo_hrnet],
-    )
-    return sources
+    return {
+        "mmpose_hrnet": fixture(
+            "mmpose", "mmpose 1.3.2 TopdownPoseEstimator: HRNet + HeatmapHead (1×1)",
+            randomise(small_mmpose_hrnet(TOPDOWN_INPUT), 1, topdown_batch, mmpose_run), TOPDOWN_INPUT, small_hrnet,
+        ),
+        "mmpose_resnet": fixture(
+            "mmpose", "mmpose 1.3.2 TopdownPoseEstimator: ResNet-50 + HeatmapHead (3 deconvolutions)",
+            randomise(small_resnet, 2, topdown_batch, mmpose_run), TOPDOWN_INPUT, resnet,
+        ),
+        "mmpose0_hrnet": fixture(
+            "mmpose0", "UDP-Pose (mmpose 0.9) HRNet + TopDownSimpleHead",
+            randomise(udp_topdown(udp, mmpose_extra(SMALL_HRNET), 4, NUM_KEYPOINTS), 3, topdown_batch),
+            TOPDOWN_INPUT, small_hrnet,
+        ),
+        "mmpose0_higherhrnet": fixture(
+            "mmpose0", "UDP-Pose (mmpose 0.9) HRNet + BottomUpHigherResolutionHead",
+            randomise(udp_higherhrnet(udp, mmpose_extra(SMALL_HRNET), 4, HIGHER_DECONV), 4, bottomup_batch),
+            BOTTOMUP_INPUT, [*bottomup, *small_hrnet],
+        ),
+        "hrnet_hrnet": fixture(
+            "hrnet", "deep-high-resolution-net.pytorch pose_hrnet (PoseHighResolutionNet)",
+            randomise(pose_hrnet.get_pose_net(hrnet_cfg, is_train=False), 5, topdown_batch),
+            TOPDOWN_INPUT, repo_hrnet,
+        ),
+        "hrnet_simplebaseline": fixture(
+            "hrnet", "deep-high-resolution-net.pytorch pose_resnet (PoseResNet, ResNet-50 at 1/16 width)",
+            randomise(narrow_pose_resnet(pose_resnet, resnet_cfg), 6, topdown_batch), TOPDOWN_INPUT, resnet,
+        ),
+        "hrnet_higherhrnet": fixture(
+            "hrnet", "HigherHRNet-Human-Pose-Estimation PoseHigherResolutionNet",
+            randomise(higher.get_pose_net(higher_cfg, is_train=False), 7, bottomup_batch),
+            BOTTOMUP_INPUT, [*bottomup, *repo_hrnet],
+        ),
+    }  # fmt: skip
 
 
 def narrow_pose_resnet(pose_resnet: types.ModuleType, cfg: Any) -> nn.Module:
@@ -593,129 +553,56 @@ def mmpose0_checkpoint(model: nn.Module) -> dict[str, Any]:
 # full-size layouts: tensor names and shapes of the models the README names
 
 
+def full_hrnet(width: int) -> dict[str, Any]:
+    """mmpose's ``extra`` of the full-size HRNet-W``width`` (HRNet's 1/4/3 modules of 4 blocks per branch)."""
+    stages = [dict(num_modules=1, num_branches=1, block="BOTTLENECK", num_blocks=(4,), num_channels=(64,))]
+    for branches, modules in ((2, 1), (3, 4), (4, 3)):
+        widths = tuple(width * 2**i for i in range(branches))
+        stages.append(dict(num_modules=modules, num_branches=branches, block="BASIC", num_blocks=(4,) * branches,
+                           num_channels=widths))  # fmt: skip
+    return mmpose_extra(stages)
+
+
 def full_size_layouts(refs: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Tensor names and shapes of the full-size models, with the aidpose overrides of each architecture."""
     from mmpose.models.backbones import HRNet, ResNet
 
     udp = sys.modules["udp"]
-    width_extra = {
-        w: mmpose_extra(
-            [
-                dict(num_modules=1, num_branches=1, block="BOTTLENECK", num_blocks=(4,), num_channels=(64,)),
-                dict(
-                    num_modules=1, num_branches=2, block="BASIC", num_blocks=(4,) * 2, num_channels=(w, 2 * w)
-                ),
-                dict(
-                    num_modules=4,
-                    num_branches=3,
-                    block="BASIC",
-                    num_blocks=(4,) * 3,
-                    num_channels=(w, 2 * w, 4 * w),
-                ),
-                dict(
-                    num_modules=3,
-                    num_branches=4,
-                    block="BASIC",
-                    num_blocks=(4,) * 4,
-                    num_channels=(w, 2 * w, 4 * w, 8 * w),
-                ),
-            ]
-        )
-        for w in (32, 48)
-    }
-    layouts: dict[str, dict[str, Any]] = {}
-
-    def add(
-        name: str, fmt: str, reference: str, overrides: list[str], state: dict[str, torch.Tensor]
-    ) -> None:
-        shapes = {k: list(v.shape) for k, v in state.items()}
-        layouts[name] = dict(format=fmt, reference=reference, overrides=overrides, tensors=shapes)
-
-    for w in (32, 48):
-        model = mmpose_topdown(
-            dict(type="HRNet", extra=width_extra[w]),
-            dict(in_channels=w, deconv_out_channels=None),
-            (192, 256),
-        )
-        add(
-            f"mmpose_hrnet_w{w}",
-            "mmpose",
-            f"mmpose 1.3.2 HRNet-W{w} + HeatmapHead",
-            [f"backbone=hrnet_w{w}"],
-            model.state_dict(),
-        )
-    model = mmpose_topdown(dict(type="ResNet", depth=50), dict(in_channels=2048), (192, 256))
-    add(
-        "mmpose_resnet50",
-        "mmpose",
-        "mmpose 1.3.2 ResNet-50 + HeatmapHead (SimpleBaseline)",
-        ["backbone=resnet50"],
-        model.state_dict(),
-    )
-    head = udp.keypoint_heads.top_down_simple_head.TopDownSimpleHead(
-        in_channels=32, out_channels=3 * NUM_KEYPOINTS, num_deconv_layers=0, extra=dict(final_conv_kernel=1)
-    )
-    model = Composite(udp.backbones.hrnet.HRNet(extra=width_extra[32]), head, "keypoint_head")
-    add(
-        "udp_hrnet_w32_combined",
-        "mmpose0",
-        "UDP-Pose configs/top_down/hrnet/coco/hrnet_w32_coco_256x192_udp.py (CombinedTarget, 3×17 maps)",
-        ["backbone=hrnet_w32"],
-        model.state_dict(),
-    )
-    for w in (32, 48):
-        head = udp.keypoint_heads.bottom_up_higher_resolution_head.BottomUpHigherResolutionHead(
-            in_channels=w,
-            num_joints=NUM_KEYPOINTS,
-            tag_per_joint=True,
-            extra=dict(final_conv_kernel=1),
-            num_deconv_layers=1,
-            num_deconv_filters=[w],
-            num_deconv_kernels=[4],
-            num_basic_blocks=4,
-            cat_output=[True],
-            with_ae_loss=[True, False],
-        )
-        model = Composite(udp.backbones.hrnet.HRNet(extra=width_extra[w]), head, "keypoint_head")
-        experiment = {32: "coco_higherhrnet_w32_512", 48: "coco_higherhrnet_w48_640"}[w]
-        add(
-            f"udp_higherhrnet_w{w}",
-            "mmpose0",
-            f"UDP-Pose HRNet-W{w} + BottomUpHigherResolutionHead",
-            [f"experiment={experiment}"],
-            model.state_dict(),
-        )
     pose_hrnet, higher = sys.modules["ref_pose_hrnet"], sys.modules["ref_pose_higher_hrnet"]
-    cfg = yacs_config(refs.hrnet / "experiments" / "coco" / "hrnet" / "w48_256x192_adam_lr1e-3.yaml")
-    add(
-        "hrnet_w48",
-        "hrnet",
-        "deep-high-resolution-net.pytorch w48_256x192",
-        ["backbone=hrnet_w48"],
-        pose_hrnet.get_pose_net(cfg, is_train=False).state_dict(),
+    hrnet_cfg = yacs_config(refs.hrnet / "experiments" / "coco" / "hrnet" / "w48_256x192_adam_lr1e-3.yaml")
+    higher_cfg = yacs_config(
+        refs.higherhrnet / "experiments" / "coco" / "higher_hrnet" / "w48_640_adam_lr1e-3.yaml"
     )
-    cfg = yacs_config(refs.higherhrnet / "experiments" / "coco" / "higher_hrnet" / "w48_640_adam_lr1e-3.yaml")
-    add(
-        "higherhrnet_w48",
-        "hrnet",
-        "HigherHRNet-Human-Pose-Estimation w48_640",
-        ["experiment=coco_higherhrnet_w48_640"],
-        higher.get_pose_net(cfg, is_train=False).state_dict(),
-    )
-    add(
-        "mmpose_resnet50_backbone",
-        "backbone",
-        "mmpose 1.3.2 ResNet-50 alone",
-        ["backbone=resnet50"],
-        ResNet(depth=50).state_dict(),
-    )
-    add(
-        "mmpose_hrnet_w32_backbone",
-        "backbone",
-        "mmpose 1.3.2 HRNet-W32 alone",
-        ["backbone=hrnet_w32"],
-        HRNet(extra=width_extra[32]).state_dict(),
-    )
-    return layouts
+    w32, w48 = full_hrnet(32), full_hrnet(48)
+    models = {  # name: (format, reference, overrides, model)
+        "mmpose_hrnet_w32": ("mmpose", "mmpose 1.3.2 HRNet-W32 + HeatmapHead", ["backbone=hrnet_w32"],
+                             mmpose_topdown(dict(type="HRNet", extra=w32), dict(in_channels=32, deconv_out_channels=None),
+                                            (192, 256))),
+        "mmpose_hrnet_w48": ("mmpose", "mmpose 1.3.2 HRNet-W48 + HeatmapHead", ["backbone=hrnet_w48"],
+                             mmpose_topdown(dict(type="HRNet", extra=w48), dict(in_channels=48, deconv_out_channels=None),
+                                            (192, 256))),
+        "mmpose_resnet50": ("mmpose", "mmpose 1.3.2 ResNet-50 + HeatmapHead (SimpleBaseline)", ["backbone=resnet50"],
+                            mmpose_topdown(dict(type="ResNet", depth=50), dict(in_channels=2048), (192, 256))),
+        "udp_hrnet_w32_combined": (
+            "mmpose0", "UDP-Pose configs/top_down/hrnet/coco/hrnet_w32_coco_256x192_udp.py (CombinedTarget, 3×17 maps)",
+            ["backbone=hrnet_w32"], udp_topdown(udp, w32, 32, 3 * NUM_KEYPOINTS)),
+        "udp_higherhrnet_w32": ("mmpose0", "UDP-Pose HRNet-W32 + BottomUpHigherResolutionHead",
+                                ["experiment=coco_higherhrnet_w32_512"], udp_higherhrnet(udp, w32, 32, 32)),
+        "udp_higherhrnet_w48": ("mmpose0", "UDP-Pose HRNet-W48 + BottomUpHigherResolutionHead",
+                                ["experiment=coco_higherhrnet_w48_640"], udp_higherhrnet(udp, w48, 48, 48)),
+        "hrnet_w48": ("hrnet", "deep-high-resolution-net.pytorch w48_256x192", ["backbone=hrnet_w48"],
+                      pose_hrnet.get_pose_net(hrnet_cfg, is_train=False)),
+        "higherhrnet_w48": ("hrnet", "HigherHRNet-Human-Pose-Estimation w48_640", ["experiment=coco_higherhrnet_w48_640"],
+                            higher.get_pose_net(higher_cfg, is_train=False)),
+        "mmpose_resnet50_backbone": ("backbone", "mmpose 1.3.2 ResNet-50 alone", ["backbone=resnet50"], ResNet(depth=50)),
+        "mmpose_hrnet_w32_backbone": ("backbone", "mmpose 1.3.2 HRNet-W32 alone", ["backbone=hrnet_w32"],
+                                      HRNet(extra=w32)),
+    }  # fmt: skip
+    return {
+        name: dict(format=fmt, reference=reference, overrides=overrides,
+                   tensors={k: list(v.shape) for k, v in model.state_dict().items()})
+        for name, (fmt, reference, overrides, model) in models.items()
+    }  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------
