@@ -365,6 +365,18 @@ def test_cli_refuses_what_it_cannot_import(tmp_path, capsys):
             [str(INTEROP / "mmpose_hrnet" / "source.pth"), str(tmp_path / "out.ckpt"), "--format", "keras"]
         )
     assert "invalid choice: 'keras'" in capsys.readouterr().err
+    source = str(INTEROP / "mmpose0_hrnet" / "source.pth")
+    with pytest.raises(SystemExit, match=r"(?s)model tensors kept at their initial values.*--allow-partial"):
+        import_main(
+            [
+                source,
+                str(tmp_path / "out.ckpt"),
+                *fixture_meta("mmpose0_hrnet")["overrides"],
+                "--format",
+                "backbone",
+            ]
+        )
+    assert not (tmp_path / "out.ckpt").exists()
 
 
 def test_config_chooses_the_architecture(tmp_path):

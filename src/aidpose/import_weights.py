@@ -28,7 +28,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "overrides", nargs="*", help="Hydra overrides choosing the model, as for aidpose.train"
     )
-    parser.add_argument("--format", choices=sorted(FORMATS), help="source format (default: detected)")
+    formats = "; ".join(f"{f.name}: {f.written_by}" for f in FORMATS.values())
+    parser.add_argument(
+        "--format",
+        choices=sorted(FORMATS),
+        help=f"source format (default: detected from its names): {formats}",
+    )
     parser.add_argument(
         "--allow-partial",
         action="store_true",
@@ -75,7 +80,10 @@ def main(argv: list[str] | None = None) -> None:
     cfg = compose_run_config(list(args.overrides), output.resolve().parent)
     torch.manual_seed(cfg.seed)  # tensors the source does not have start as a run with this seed would
     module = build_module(cfg, build_codec(cfg))
-    report = import_weights(module, source, args.format, args.allow_partial)
+    try:
+        report = import_weights(module, source, args.format, args.allow_partial)
+    except ValueError as err:  # what does not fit and why: no traceback needed
+        raise SystemExit(f"[aidpose] {err}") from None
     write_checkpoint(module, report, output)
     for line in report.lines():
         print(f"[aidpose] {line}")
