@@ -64,10 +64,49 @@ BOTTOMUP_ROWS = {
 }
 
 
+# the AID authors' released recipes (UDP-Pose, branch mmpose), fine-tuning an imported UDP model
+RELEASED = {"coco/aid_release_hrnet_w32_256x192", "coco/aid_release_higherhrnet_w32_512"}
+
+
 def test_every_experiment_file_is_tested():
     files = {str(p.relative_to(EXPERIMENTS).with_suffix("")) for p in EXPERIMENTS.rglob("*.yaml")}
     grids = {"coco/table4", "coco/table4_bottomup", "coco/table5", "synthpose/table4", "synthpose/table5"}
-    assert files == {*DEFAULTS_AND_BOTTOMUP, *BOTTOMUP_ROWS, *ROWS, *TABLE5, *grids}
+    assert files == {*DEFAULTS_AND_BOTTOMUP, *BOTTOMUP_ROWS, *ROWS, *TABLE5, *grids, *RELEASED}
+
+
+def test_released_aid_recipes_are_the_authors_settings(tmp_path):
+    start = ["udp_checkpoint=/w/udp.ckpt"]
+    top = compose_config(["experiment=coco/aid_release_hrnet_w32_256x192", *start], tmp_path)
+    schedule = build_schedule(top)
+    assert (schedule.scaled_epochs, schedule.scaled_milestones, schedule.lr) == (150, [100, 140], 3e-3)
+    assert (schedule.warmup_steps, schedule.warmup_ratio) == (500, 0.001)
+    assert top.init_weights == "/w/udp.ckpt" and top.backbone.name == "hrnet_w32"
+    assert top.backbone.pretrained is False  # the start replaces the ImageNet weights
+    assert top.dropper._target_ == "aidpose.aid.Cutout" and top.head._target_ == "aidpose.models.ConvHead"
+    assert top.paradigm.input_size == [192, 256] and top.loader.batch_size == 48
+    test = top.test
+    assert (test.boxes, test.nms, test.nms_thr, test.kpt_score_thr) == ("detections", "oks", 0.9, 0.2)
+    assert top.trainer.check_val_every_n_epoch == 150
+    bottom = compose_config(["experiment=coco/aid_release_higherhrnet_w32_512", *start], tmp_path)
+    schedule = build_schedule(bottom)
+    assert (schedule.scaled_epochs, schedule.scaled_milestones, schedule.lr) == (200, [150, 190], 1e-3)
+    assert bottom.paradigm.name == "bottomup" and bottom.dropper._target_ == "aidpose.aid.HideAndSeek"
+    head = bottom.paradigm.head
+    assert (head.deconv_channels, head.deconv_kernel, head.num_basic_blocks) == (32, 4, 4)
+    assert bottom.paradigm.input_size == [512, 512] and bottom.paradigm.loss.push_kind == "exp"
+    assert bottom.init_weights == "/w/udp.ckpt" and bottom.loader.batch_size == 12
+    # the start is mandatory: without it the recipe would train from scratch
+    with pytest.raises(Exception, match="Missing mandatory value: udp_checkpoint"):
+        _ = compose_config(["experiment=coco/aid_release_hrnet_w32_256x192"], tmp_path).init_weights
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["coco_higherhrnet_w48_640", "crowdpose_higherhrnet_w48_640", "crowdpose_higherhrnet_w48_640_multiscale"],
+)
+def test_higherhrnet_w48_has_the_reference_head(tmp_path, name):
+    cfg = compose_config([f"experiment={name}"], tmp_path)
+    assert cfg.paradigm.head.deconv_channels == 48 and cfg.paradigm.head.num_basic_blocks == 4
 
 
 @pytest.mark.parametrize("experiment", sorted(ROWS))

@@ -10,6 +10,11 @@ NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 EXPECTED_OUTPUT = {
     "droppers.ipynb": ["keypoints unchanged: True", "HideAndSeek"],
     "synthpose.ipynb": ["share_hidden_v1", "AP_invis"],
+    "released_weights.ipynb": [
+        "format mmpose, 464 tensors loaded",
+        "training mode: False",
+        "max |aidpose - mmpose|",
+    ],
 }
 
 pytestmark = pytest.mark.slow
