@@ -11,7 +11,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 
 ARGS ?=
 
-.PHONY: install train test lint format bench reproduce-synthpose clean
+.PHONY: install train test lint format bench reproduce-synthpose reproduce-synthpose-converged clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ reproduce-synthpose: install
 	$(PY) scripts/synthpose_study.py $(ARGS)
 	$(PY) -m aidpose.report docs/results/synthpose_aid/runs --out docs/results/synthpose_aid/report
 	$(PY) -m aidpose.report docs/results/synthpose_aid/runs --baseline schedule=s2 --out docs/results/synthpose_aid/report_vs_s2
+
+## the second study (docs/results/synthpose_aid_converged.md): the paper's schedules unscaled, converged baseline
+reproduce-synthpose-converged: install
+	$(PY) scripts/synthpose_study.py --study synthpose_aid_converged $(ARGS)
+	$(PY) -m aidpose.report docs/results/synthpose_aid_converged/runs --out docs/results/synthpose_aid_converged/report
+	$(PY) -m aidpose.report docs/results/synthpose_aid_converged/runs --baseline schedule=s2 --out docs/results/synthpose_aid_converged/report_vs_s2
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

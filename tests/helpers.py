@@ -108,6 +108,7 @@ def load_script(repo_root: Path, name: str) -> ModuleType:
     """``scripts/<name>.py`` as a module (the scripts are no package)."""
     spec = importlib.util.spec_from_file_location(name, repo_root / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses in a script look their module up there
     spec.loader.exec_module(module)
     return module
 

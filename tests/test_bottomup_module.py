@@ -192,8 +192,8 @@ def test_paradigm_configs_compose(tmp_path: Path) -> None:
     assert (paper.schedule.epochs, list(paper.schedule.milestones), paper.schedule.lr) == (
         600,
         [560, 590],
-        1.5e-3,
-    )
+        1e-3,
+    )  # HigherHRNet's and UDP-Pose's Adam rate
     topdown = compose_config([], tmp_path)  # the top-down default is unchanged
     assert topdown.paradigm.name == "topdown" and topdown.paradigm.input_size == [96, 128]
     assert topdown.dataset.source.preset == "default" and topdown.schedule.name == "s1"

@@ -9,7 +9,8 @@ import yaml
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from aidpose.builders import build_codec, build_schedule
+from aidpose.aid.masks import relative_to_pixels
+from aidpose.builders import build_codec, build_dropper, build_schedule
 from tests.helpers import CONF_DIR, compose_config
 
 EXPERIMENTS = CONF_DIR / "experiment"
@@ -39,25 +40,72 @@ def defaults_of(experiment: str) -> list:
     return yaml.safe_load((EXPERIMENTS / f"{experiment}.yaml").read_text())["defaults"]
 
 
-def assert_paper_setting(cfg, backbone: str) -> None:
-    """ImageNet-pretrained backbone, COCO, GPU, flip test on the standard detector boxes."""
+def assert_paper_setting(cfg, backbone: str, boxes: str = "detections") -> None:
+    """ImageNet-pretrained backbone, COCO, GPU, flip test on the standard detector boxes (Table 5: on
+    ground-truth boxes, as the paper reports it)."""
     assert cfg.backbone.name == backbone and cfg.backbone.pretrained is True and cfg.backbone.weights is None
     assert cfg.dataset.name == "coco" and cfg.trainer.accelerator == "gpu"
-    assert cfg.test.flip is True and cfg.test.boxes == "detections"
-    assert cfg.test.det_file == f"{cfg.dataset.source.root}/{DETECTIONS}"
+    assert cfg.test.flip is True and cfg.test.boxes == boxes
+    assert cfg.test.det_file == (f"{cfg.dataset.source.root}/{DETECTIONS}" if boxes == "detections" else None)
 
 
 # the CPU defaults per paradigm and the bottom-up settings (tested in test_config, test_bottomup_module)
 DEFAULTS_AND_BOTTOMUP = {
     "synthpose_cpu", "synthpose_cpu_topdown", "synthpose_cpu_bottomup",
-    "coco_higherhrnet_w32_512", "coco_higherhrnet_w48_640", "crowdpose_higherhrnet_w32_512",
+    "crowdpose_higherhrnet_w32_512",
 }  # fmt: skip
+# bottom-up paper settings tested here: experiment → (dataset, timm backbone, input side, test scales)
+BOTTOMUP_ROWS = {
+    "coco_higherhrnet_w48_640": ("coco", "hrnet_w48", 640, [1.0]),
+    "crowdpose_higherhrnet_w48_640": ("crowdpose", "hrnet_w48", 640, [1.0]),
+    "crowdpose_higherhrnet_w48_640_multiscale": ("crowdpose", "hrnet_w48", 640, [0.5, 1.0, 2.0]),
+    "coco_higherhrnet_w32_512": ("coco", "hrnet_w32", 512, [1.0]),
+}
+
+
+# the AID authors' released recipes (UDP-Pose, branch mmpose), fine-tuning an imported UDP model
+RELEASED = {"coco/aid_release_hrnet_w32_256x192", "coco/aid_release_higherhrnet_w32_512"}
 
 
 def test_every_experiment_file_is_tested():
     files = {str(p.relative_to(EXPERIMENTS).with_suffix("")) for p in EXPERIMENTS.rglob("*.yaml")}
-    grids = {"coco/table4", "coco/table5", "synthpose/table4", "synthpose/table5"}
-    assert files == {*DEFAULTS_AND_BOTTOMUP, *ROWS, *TABLE5, *grids}
+    grids = {"coco/table4", "coco/table4_bottomup", "coco/table5", "synthpose/table4", "synthpose/table5"}
+    assert files == {*DEFAULTS_AND_BOTTOMUP, *BOTTOMUP_ROWS, *ROWS, *TABLE5, *grids, *RELEASED}
+
+
+def test_released_aid_recipes_are_the_authors_settings(tmp_path):
+    start = ["udp_checkpoint=/w/udp.ckpt"]
+    top = compose_config(["experiment=coco/aid_release_hrnet_w32_256x192", *start], tmp_path)
+    schedule = build_schedule(top)
+    assert (schedule.scaled_epochs, schedule.scaled_milestones, schedule.lr) == (150, [100, 140], 3e-3)
+    assert (schedule.warmup_steps, schedule.warmup_ratio) == (500, 0.001)
+    assert top.init_weights == "/w/udp.ckpt" and top.backbone.name == "hrnet_w32"
+    assert top.backbone.pretrained is False  # the start replaces the ImageNet weights
+    assert top.dropper._target_ == "aidpose.aid.Cutout" and top.head._target_ == "aidpose.models.ConvHead"
+    assert top.paradigm.input_size == [192, 256] and top.loader.batch_size == 48
+    test = top.test
+    assert (test.boxes, test.nms, test.nms_thr, test.kpt_score_thr) == ("detections", "oks", 0.9, 0.2)
+    assert top.trainer.check_val_every_n_epoch == 150
+    bottom = compose_config(["experiment=coco/aid_release_higherhrnet_w32_512", *start], tmp_path)
+    schedule = build_schedule(bottom)
+    assert (schedule.scaled_epochs, schedule.scaled_milestones, schedule.lr) == (200, [150, 190], 1e-3)
+    assert bottom.paradigm.name == "bottomup" and bottom.dropper._target_ == "aidpose.aid.HideAndSeek"
+    head = bottom.paradigm.head
+    assert (head.deconv_channels, head.deconv_kernel, head.num_basic_blocks) == (32, 4, 4)
+    assert bottom.paradigm.input_size == [512, 512] and bottom.paradigm.loss.push_kind == "exp"
+    assert bottom.init_weights == "/w/udp.ckpt" and bottom.loader.batch_size == 12
+    # the start is mandatory: without it the recipe would train from scratch
+    with pytest.raises(Exception, match="Missing mandatory value: udp_checkpoint"):
+        _ = compose_config(["experiment=coco/aid_release_hrnet_w32_256x192"], tmp_path).init_weights
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["coco_higherhrnet_w48_640", "crowdpose_higherhrnet_w48_640", "crowdpose_higherhrnet_w48_640_multiscale"],
+)
+def test_higherhrnet_w48_has_the_reference_head(tmp_path, name):
+    cfg = compose_config([f"experiment={name}"], tmp_path)
+    assert cfg.paradigm.head.deconv_channels == 48 and cfg.paradigm.head.num_basic_blocks == 4
 
 
 @pytest.mark.parametrize("experiment", sorted(ROWS))
@@ -88,7 +136,7 @@ def test_table5_rows_name_their_schedule_and_dropper(experiment, tmp_path):
         {"override /dropper": dropper},
     ]
     cfg = compose_config([f"experiment={experiment}"], tmp_path)
-    assert_paper_setting(cfg, "hrnet_w32")
+    assert_paper_setting(cfg, "hrnet_w32", boxes="gt")
     assert cfg.paradigm.input_size == [192, 256] and cfg.paradigm.codec.sigma == 2.0
     assert (cfg.dropper is None) == (dropper == "none") and cfg.schedule.name == schedule
 
@@ -106,6 +154,7 @@ def sweep_jobs(cfg, extra: list[str]) -> list[list[str]]:
     [
         ("synthpose/table4", [["dropper=" + d] for d in ("none", "cutout", "random_erasing", "has", "gridmask")]),
         ("coco/table4", [["dropper=" + d] for d in ("none", "cutout", "random_erasing", "has", "gridmask")]),
+        ("coco/table4_bottomup", [["dropper=" + d] for d in ("none", "cutout", "has", "gridmask")]),
         ("synthpose/table5", [[f"schedule={s}", f"dropper={d}"] for s in ("s1", "s2", "s3") for d in ("none", "cutout")]),
         ("coco/table5", [[f"schedule={s}", f"dropper={d}"] for s in ("s1", "s2", "s3") for d in ("none", "cutout")]),
     ],
@@ -123,8 +172,13 @@ def test_grids_sweep_the_table(experiment, jobs, tmp_path):
         if experiment.startswith("synthpose"):
             assert job_cfg.dataset.name == "synthpose" and job_cfg.paradigm.input_size == [96, 128]
             assert build_schedule(job_cfg).scaled_epochs in (21, 42)  # ×0.1: S1 21, S2 42
+        elif experiment == "coco/table4_bottomup":
+            assert job_cfg.paradigm.name == "bottomup" and job_cfg.backbone.name == "hrnet_w32"
+            assert job_cfg.paradigm.input_size == [512, 512] and build_schedule(job_cfg).scaled_epochs == 600
         else:
-            assert_paper_setting(job_cfg, "hrnet_w32")
+            assert_paper_setting(
+                job_cfg, "hrnet_w32", boxes="gt" if experiment == "coco/table5" else "detections"
+            )
 
 
 def test_synthpose_cpu_stays_the_default(tmp_path):
@@ -133,3 +187,19 @@ def test_synthpose_cpu_stays_the_default(tmp_path):
     assert cfg.hydra.runtime.choices.experiment == "synthpose_cpu_topdown"
     assert defaults_of("synthpose_cpu_topdown") == ["synthpose_cpu"]
     assert cfg.dataset.name == "synthpose" and cfg.test.boxes == "gt" and cfg.backbone.pretrained is False
+
+
+@pytest.mark.parametrize("experiment", sorted(BOTTOMUP_ROWS))
+def test_bottomup_rows_are_the_papers_setting(experiment, tmp_path):
+    dataset, backbone, side, scales = BOTTOMUP_ROWS[experiment]
+    cfg = compose_config([f"experiment={experiment}", "dropper=has"], tmp_path)
+    assert (cfg.paradigm.name, cfg.dataset.name, cfg.backbone.name) == ("bottomup", dataset, backbone)
+    assert cfg.paradigm.input_size == [side, side] and list(cfg.test.scales) == scales
+    codec = build_codec(cfg)  # HigherHRNet's multi-scale grouping: the tags of scale 1 only
+    assert codec.tags_all_scales is False and list(codec.scales) == scales
+    # HigherHRNet's and UDP-Pose's schedule: Adam lr 1e-3, 300 epochs, ×0.1 at 200 and 260
+    schedule = build_schedule(cfg)
+    assert (schedule.scaled_epochs, cfg.schedule.lr, list(cfg.schedule.milestones)) == (300, 1e-3, [200, 260])
+    # Hide-and-Seek at the official pixel cell sizes of the input, whatever its side
+    has = build_dropper(cfg)
+    assert [relative_to_pixels(size, side) for size in has.cell_sizes] == [0, 16, 32, 44]

@@ -66,3 +66,13 @@ def test_synthpose_notebook(coco_mini, tmp_path, monkeypatch):
     assert 0 < stats["val"]["share_hidden_v1"] < 0.5 and sum(stats["val"]["area_bands"].values()) > 0.99
     baseline = ast.literal_eval(text(next(c for c in cells if "mean_pose_results(" in c.source)))
     assert 0 <= baseline["AP"] < 5 and 0 <= baseline["AP_invis"] < 5  # the mean pose finds almost no one
+
+
+def test_released_weights_notebook(coco_mini, tmp_path, monkeypatch):
+    cells = run_notebook("released_weights.ipynb", coco_mini, tmp_path, monkeypatch)
+    assert "format mmpose, 464 tensors loaded" in text(cells[0])
+    printed = text(cells[1])
+    assert "training mode: False" in printed
+    difference = float(re.search(r"max \|aidpose - mmpose\| = (\S+)", printed).group(1))
+    assert difference < 1e-3  # the imported model computes the reference's heatmaps
+    assert figures(cells) == 1  # the input and its heatmaps

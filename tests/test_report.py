@@ -133,6 +133,9 @@ def test_report_of_collected_runs(tmp_path, capsys):
         per_epoch = [{"epoch": e, "nose": a, "left_eye": b} for e, (a, b) in enumerate(shares)]
         (root / f"cutout_seed{seed}" / "aid_dropped_per_joint.json").write_text(json.dumps(per_epoch))
     no_drop = [{"epoch": 0, "nose": 0.0, "left_eye": 0.0}]
+    for seed, train_ap in [(0, 0.40), (1, 0.44)]:  # the baseline's final checkpoints on their training images
+        train_eval = {"metrics": {"AP": train_ap}}
+        (root / f"none_seed{seed}" / "train_set_eval.json").write_text(json.dumps(train_eval))
     (root / "none_seed0" / "aid_dropped_per_joint.json").write_text(json.dumps(no_drop))
 
     assert main([str(root), "--metrics", "AP", "AP50", "APL"]) == 0
@@ -151,6 +154,12 @@ def test_report_of_collected_runs(tmp_path, capsys):
     # nose: epochs (0.1, 0.2) → 0.15 and (0.3, 0.3) → 0.3, over seeds 0.225; left_eye: (0.35 + 0.05) / 2
     assert cutout["dropped"] == pytest.approx({"nose": 0.225, "left_eye": 0.2})
     assert none["dropped"] == {}  # nothing hidden: no column
+    # gaps 0.40 - 0.30 and 0.44 - 0.32; last epoch's training loss 1 - AP - 0.1 (write_run)
+    assert none["fit"]["gap"]["mean"] == pytest.approx(0.11)
+    assert none["fit"]["train_loss"]["values"] == pytest.approx([0.6, 0.58])
+    assert (
+        "val_loss" not in none["fit"] and "gap" not in cutout["fit"]
+    )  # no val/loss column, no train_set_eval
     assert sorted(Path(u["run"]).name for u in report["unfinished"]) == ["cutout_seed2", "cutout_seed3"]
     assert "seed" in report["ignored_keys"]
     assert cutout["config"] == {
@@ -163,6 +172,7 @@ def test_report_of_collected_runs(tmp_path, capsys):
     assert "| dropper=cutout | 2 | 35.0 ± 2.8 (+4.0 ± 2.2) | 70.0 ± 5.7 (+8.0 ± 4.5) | n/a |" in table
     assert "| dropper=none | 2 | 31.0 ± 1.4 | 62.0 ± 2.8 | n/a |" in table
     assert "1 of 2 epochs trained" in table and "no metrics.json" in table
+    assert "| dropper=none | 2 | 42.0 ± 2.8 | 31.0 ± 1.4 | 11.0 ± 1.4 | 590.000 ± 14.142 | n/a |" in table
     assert "| joint | dropper=cutout |\n|---|---|\n| nose | 22.5 |\n| left_eye | 20.0 |" in table
     assert table in capsys.readouterr().out
     assert (out / "curves.png").stat().st_size > 10_000

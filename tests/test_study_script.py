@@ -21,8 +21,27 @@ def test_convergence_gain_by_hand(study):
     assert study.convergence_gain(ap, 10) == pytest.approx(0.09 - 0.07)
     flat = dict.fromkeys(range(1, 13), 0.3)
     assert study.convergence_gain(flat, 10) == pytest.approx(0.0)
-    with pytest.raises(ValueError, match="every epoch from 6 to 10"):
+    with pytest.raises(ValueError, match="every 1 epochs from 6 to 10"):
         study.convergence_gain({e: 0.1 for e in range(1, 10)}, 10)
+
+
+def test_convergence_gain_on_a_grid_of_evaluations(study):
+    # study 2: m = 170, evaluations every 10 epochs, k = 10 * round(170 / 50) = 30: mean AP after 150, 160, 170
+    # minus the mean after 120, 130, 140
+    ap = {e: 0.001 * e for e in range(10, 211, 10)}
+    assert study.convergence_gain(ap, 170, 10) == pytest.approx(0.001 * (160 - 130))
+    ap[120], ap[170] = 0.0, 1.0
+    assert study.convergence_gain(ap, 170, 10) == pytest.approx(
+        (0.150 + 0.160 + 1.0) / 3 - (0.0 + 0.130 + 0.140) / 3
+    )
+    with pytest.raises(ValueError, match="every 10 epochs from 120 to 170"):
+        study.convergence_gain({e: 0.1 for e in range(130, 171, 10)}, 170, 10)
+
+
+def test_s2_time_estimate_from_two_timing_runs(study):
+    # t10: start-up + one block (10 epochs + one validation); t20: start-up + two blocks; S2 = 42 blocks
+    startup, block = 7.0, 80.0
+    assert study.s2_estimate(startup + block, startup + 2 * block) == pytest.approx(startup + 42 * block)
 
 
 def test_cells_run_in_protocol_order(study):
@@ -66,17 +85,22 @@ def test_collect_keeps_what_the_report_reads(study, tmp_path):
 
 
 def test_settings_are_searched_largest_training_set_first(study):
-    sizes = [n for n, _ in study.CANDIDATES]
+    first, second = study.STUDIES["synthpose_aid"], study.STUDIES["synthpose_aid_converged"]
+    sizes = [n for n, _ in first.candidates]
     assert sizes == sorted(sizes, reverse=True) and sizes[0] == study.FULL_TRAIN_SET
     for n in set(sizes):  # within a training-set size, the smallest scale first
-        scales = [s for m, s in study.CANDIDATES if m == n]
+        scales = [s for m, s in first.candidates if m == n]
         assert scales == sorted(scales)
+    # study 2: the paper's schedules unscaled, N in 400, 200, 100, validation every 10 epochs, S2 within 1 h
+    assert second.candidates == ((400, 1.0), (200, 1.0), (100, 1.0)) and not second.fallback
+    assert "trainer.check_val_every_n_epoch=10" in second.common and second.s2_limit_s == 3600
+    assert "trainer.check_val_every_n_epoch=1" in first.common and first.s2_limit_s is None
     # the full training set keeps the names and command lines of the runs made before sizes were searched
     assert study.convergence_name(1600, 0.2) == "S1x0.2_seed0"
     assert study.setting_overrides(1600, 0.2) == ["schedule.scale=0.2"]
     assert study.convergence_name(800, 0.4) == "S1x0.4_n800_seed0"
     assert study.setting_overrides(800, 0.4) == ["dataset.source.num_train=800", "schedule.scale=0.4"]
-    e5 = study.train_overrides("E5", 2, 800, 0.4, Path("/nonexistent"))
+    e5 = study.train_overrides(study.STUDIES["synthpose_aid"], "E5", 2, 800, 0.4, Path("/nonexistent"))
     assert "dataset.source.num_train=800" in e5 and "schedule=s3" in e5 and "seed=2" in e5
 
 
@@ -88,6 +112,15 @@ def test_setting_is_the_first_passing_candidate_else_the_closest(study):
     assert study.decide_setting(runs) == {"num_train": 800, "scale": 0.4, "converged": True}
     runs = [m(1600, 0.2, 0.037), m(800, 0.2, 0.047), m(400, 0.2, 0.021), m(400, 0.4, 0.037)]
     assert study.decide_setting(runs) == {"num_train": 400, "scale": 0.2, "converged": False}
+    assert study.decide_setting(runs, fallback=False) is None  # study 2 stops without a converged setting
+    assert study.decide_setting([], fallback=True) is None  # no candidate fitted the time limit
+
+
+def test_claims_share_a_study_between_processes(study, tmp_path):
+    run_dir = tmp_path / "runs" / "E3_seed0"
+    assert study.claim(run_dir) and study.claim(run_dir)  # this process holds it
+    (tmp_path / "runs" / "E4_seed0.claim").mkdir()  # another process's claim
+    assert not study.claim(tmp_path / "runs" / "E4_seed0")
 
 
 def test_dry_run_decides_from_committed_runs_and_writes_nothing(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import timm
 import torch
+from omegaconf import OmegaConf
 from timm.models import clean_state_dict
 from torch import nn
 
@@ -21,6 +22,8 @@ class TimmBackbone(nn.Module):
         weights: path to a local checkpoint (a timm/torchvision state dict, or a Lightning checkpoint
             whose ``state_dict`` holds ``net.backbone.*`` keys) loaded after construction.
         feature_location: timm's HRNet option; "" gives the raw branch outputs a pose head wants.
+        model_args: further ``timm.create_model`` arguments, e.g. a reduced HRNet's ``stage1``..``stage4``
+            configs or a ResNet's ``layers``/``channels`` (the interop tests' small reference networks).
     """
 
     def __init__(
@@ -30,9 +33,14 @@ class TimmBackbone(nn.Module):
         pretrained: bool = False,
         weights: str | None = None,
         feature_location: str | None = None,
+        model_args: dict | None = None,
     ) -> None:
         super().__init__()
-        kwargs = {} if feature_location is None else {"feature_location": feature_location}
+        kwargs = dict(model_args or {})
+        if OmegaConf.is_config(model_args):  # plain containers: timm copies and compares the stage configs
+            kwargs = OmegaConf.to_container(model_args)
+        if feature_location is not None:
+            kwargs["feature_location"] = feature_location
         try:
             self.body = timm.create_model(
                 name, pretrained=pretrained, features_only=True, out_indices=(out_index,), **kwargs
@@ -75,21 +83,24 @@ def freeze_unreachable_parameters(body: nn.Module) -> int:
 
 
 def load_backbone_weights(body: nn.Module, path: str | Path) -> None:
-    """Load a local weight file into a timm ``features_only`` model, reporting what did not match."""
+    """Load a local weight file into a timm ``features_only`` model, reporting what did not match.
+
+    The file is read as ``python -m aidpose.import_weights`` reads it (:func:`aidpose.weights.read_source`);
+    a ``net.backbone.body.`` (aidpose checkpoint) or ``backbone.`` (mmpose, UDP-Pose) prefix is dropped and
+    only those tensors are used.
+    """
+    from aidpose.weights.importer import read_source
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"backbone.weights={path}: no such file (give a .pth/.ckpt/.safetensors path)"
         )
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    if "state_dict" in state:  # a Lightning checkpoint of this project
-        prefix = "net.backbone.body."
-        state = {k[len(prefix) :]: v for k, v in state["state_dict"].items() if k.startswith(prefix)}
+    state, _ = read_source(path)
+    for prefix in ("net.backbone.body.", "backbone."):
+        if any(k.startswith(prefix) for k in state):
+            state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            break
     state = clean_state_dict(state)
     own = body.state_dict()
     matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}

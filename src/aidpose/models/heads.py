@@ -82,8 +82,8 @@ def head_outputs(out_channels: Sequence[int], count: int, head: str) -> list[int
     if len(channels) != count:
         raise ValueError(
             f"{head} has {count} output(s), the codec asks for {len(channels)} ({channels} channels): pick the "
-            "head that matches (paradigm/head=higherhrnet|simple) or set paradigm.codec.output_strides, "
-            "with_heatmaps and with_tags to this head's outputs"
+            "head whose outputs the codec describes (bottom-up: paradigm/head=higherhrnet|simple, or "
+            "paradigm.codec.output_strides, with_heatmaps and with_tags set to this head's outputs)"
         )
     return channels
 

@@ -9,7 +9,9 @@ A run folder (written by ``python -m aidpose.train``, or a copy of its small fil
 - per-epoch logs: ``metrics.csv`` at the top, else Lightning's ``csv/version_*/metrics.csv`` (S3: in ``stage2/``);
 - optionally ``occlusion.json`` (``aidpose.evaluate test.occlusion=...``) in the folder or one sub-folder;
 - optionally ``aid_dropped_per_joint.json``: per epoch, the share of each joint's labelled keypoints the dropper
-  hid in the training crops (S3: stage 2's).
+  hid in the training crops (S3: stage 2's);
+- optionally ``train_set_eval.json``: ``aidpose.evaluate``'s ``metrics.json`` of the final checkpoint scored on the
+  run's own training images (the overfitting gap).
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ class Run:
     curves: dict[str, dict[int, float]] = field(default_factory=dict)  # column → {epochs done: value}
     occlusion: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # test-time dropper → rows
     dropped: dict[str, float] = field(default_factory=dict)  # joint → share hidden by the dropper, epoch mean
+    train_set: dict[str, float] = field(
+        default_factory=dict
+    )  # final checkpoint's metrics on its training images
 
 
 def find_run_dirs(path: Path) -> list[Path]:
@@ -200,4 +205,11 @@ def read_run(path: Path, ignore: Iterable[str] = ()) -> Run:
         curves=read_epoch_curves(rows),
         occlusion=occlusion_reports(path),
         dropped=dropped_shares(path),
+        train_set=train_set_metrics(path),
     )
+
+
+def train_set_metrics(path: Path) -> dict[str, float]:
+    """Metrics of ``train_set_eval.json`` ({} without the file)."""
+    file = path / "train_set_eval.json"
+    return json.loads(file.read_text())["metrics"] if file.is_file() else {}

@@ -12,6 +12,7 @@ from aidpose.report.runs import TECHNICAL_KEYS, Run
 
 TABLE_METRICS = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AP_vis", "AP_invis")
 OCCLUSION_METRICS = ("AP", "AP_vis", "AP_invis")
+FIT_KEYS = ("train_AP", "val_AP", "gap", "train_loss", "val_loss")
 
 
 def group_runs(runs: Iterable[Run]) -> dict[tuple[tuple[str, str], ...], list[Run]]:
@@ -138,6 +139,31 @@ def dropped_stats(shares: Sequence[dict[str, float]]) -> dict[str, float]:
     return means if any(means.values()) else {}
 
 
+def fit_stats(runs: Sequence[Run]) -> dict[str, dict[str, Any]]:
+    """How closely the runs fit their training data: final AP on the training images (``train_set_eval.json``)
+    against validation AP, their gap, and the last epoch's training loss against the last validation loss.
+    Only the entries every run has; {} when no run has any."""
+
+    def last(curve: dict[int, float]) -> float | None:
+        return curve[max(curve)] if curve else None
+
+    per_run = []
+    for r in runs:
+        entry = {
+            "train_loss": last(r.curves.get("train/loss_epoch", {})),
+            "val_loss": last(r.curves.get("val/loss", {})),
+        }
+        if "AP" in r.train_set and "AP" in r.metrics:
+            entry |= {
+                "train_AP": r.train_set["AP"],
+                "val_AP": r.metrics["AP"],
+                "gap": r.train_set["AP"] - r.metrics["AP"],
+            }
+        per_run.append(entry)
+    keys = [k for k in FIT_KEYS if per_run and all(e.get(k) is not None for e in per_run)]
+    return {k: metric_stats([e[k] for e in per_run]) for k in keys}
+
+
 def build_report(
     runs: Sequence[Run],
     metrics: Sequence[str] = TABLE_METRICS,
@@ -183,6 +209,7 @@ def build_report(
                     for d in test_droppers
                 },
                 "dropped": dropped_stats([r.dropped for r in cell_runs]),
+                "fit": fit_stats(cell_runs),
             }
         )
     return {
@@ -231,6 +258,36 @@ def dropped_table(cells: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def fit_table(cells: Sequence[dict[str, Any]]) -> list[str]:
+    """Markdown lines: per row, AP on the training images against validation AP and the losses (no lines
+    without a row evaluated on its training images)."""
+    if not cells:
+        return []
+    lines = [
+        "",
+        "## Fit to the training set",
+        "",
+        "Final checkpoint evaluated like validation on the run's own training images (`train_set_eval.json`) "
+        "against validation; gap = train AP − val AP (points); losses: last training epoch and last validation "
+        "(×1000). Mean ± std over the row's runs.",
+        "",
+        "| configuration | n | train AP | val AP | gap | train loss | val loss |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for cell in cells:
+        fit = cell["fit"]
+        aps = [format_stat(fit[k]["mean"], fit[k]["std"]) for k in ("train_AP", "val_AP", "gap")]
+        losses = [
+            f"{1000 * fit[k]['mean']:.3f}"
+            + ("" if fit[k]["std"] is None else f" ± {1000 * fit[k]['std']:.3f}")
+            if k in fit
+            else "n/a"
+            for k in ("train_loss", "val_loss")
+        ]
+        lines.append(f"| {cell['label']} | {cell['n']} | " + " | ".join(aps + losses) + " |")
+    return lines
+
+
 def markdown(report: dict[str, Any], figures: Sequence[str] = ()) -> str:
     """The report as Markdown: settings, the table (paper layout), figures, unfinished runs."""
     metrics = report["metrics"]
@@ -263,6 +320,7 @@ def markdown(report: dict[str, Any], figures: Sequence[str] = ()) -> str:
         ]
     if figures:
         lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures]
+    lines += fit_table([c for c in cells if "gap" in c["fit"]])
     lines += dropped_table([c for c in cells if c["dropped"]])
     unfinished = report["unfinished"]
     lines += ["", f"## Unfinished or failed runs ({len(unfinished)}, not in the table)", ""]

@@ -1,0 +1,157 @@
+"""UDP's combined target (Huang et al., CVPR 2020, "UDP v1"): per joint a binary label disc and x/y offset maps.
+
+Channels ``3k, 3k + 1, 3k + 2`` of joint ``k``: the label (1 on the disc of radius ``r = radius_factor ·
+max(w, h)`` heatmap pixels around the joint's exact UDP position ``μ``, else 0) and, on that disc, the offsets
+``(μ - p) / r`` from each pixel ``p`` to the joint (0 elsewhere). ``radius_factor = 0.0546875`` gives the authors'
+``LOSS.KPD = 3.5`` at 64×48. Decoding takes the argmax of the blurred label map and adds the (optionally blurred)
+offset found there, times ``r``: the joint's sub-pixel position with no Taylor step.
+
+Mirrors mmpose 1.x ``UDPHeatmap(heatmap_type="combined")`` (``mmpose/codecs/udp_heatmap.py``,
+``generate_offset_heatmap`` in ``mmpose/codecs/utils/offset_heatmap.py``, ``flip_heatmaps(flip_mode="udp_combined")``
+in ``mmpose/models/utils/tta.py``) and the authors' code (UDP-Pose ``master``
+``deep-high-resolution-net.pytorch/lib/core/inference.py`` ``get_final_preds``; branch ``mmpose``
+``mmpose/core/evaluation/top_down_eval.py`` ``keypoints_from_heatmaps``). Where they differ: mmpose 1.x writes
+the offsets on the whole map (only the disc is trained: the loss masks them with the label), the authors only on
+the disc, as here; mmpose 1.x blurs the label maps with ``2 · blur_kernel_size + 1`` (23 by default) and not the
+offsets, the authors with 15 and the offsets with 7 (``modulate_kernel=7``). Both kernels are arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from aidpose.codecs.udp_heatmap import _to_numpy, heatmap_to_input, udp_stride
+from aidpose.geometry.affine import apply_affine
+
+_CV_MAX_CHANNELS = (
+    128  # the most channels of one image OpenCV 5 accepts: blur at most this many maps per call
+)
+
+
+def combined_radius(heatmap_size: Sequence[int], radius_factor: float) -> float:
+    """Radius of the label disc in heatmap pixels: ``radius_factor · max(w, h)`` (3.5 at 64×48)."""
+    return float(radius_factor) * max(int(v) for v in heatmap_size)
+
+
+def encode_udp_combined(
+    keypoints: np.ndarray,
+    weights: np.ndarray,
+    input_size: Sequence[int],
+    heatmap_size: Sequence[int],
+    radius_factor: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Combined targets ``(3K, h, w)`` float32 and target weights ``(K,)`` float32 of one instance.
+
+    ``keypoints`` (K, 2) are in input pixels. A joint whose weight is below 0.5 gets empty maps and weight 0.
+    A joint outside the map keeps its weight and gets the part of its disc that lies on the map (none when it
+    is farther than ``r`` from the map), as mmpose and the authors do: its label is then trained towards 0.
+    """
+    w, h = (int(v) for v in heatmap_size)
+    radius = combined_radius(heatmap_size, radius_factor)
+    if not radius > 0:
+        raise ValueError(f"combined target radius_factor must be > 0, got {radius_factor}")
+    mu = np.asarray(keypoints, dtype=np.float64) / udp_stride(input_size, heatmap_size)
+    weights = np.asarray(weights, dtype=np.float32)
+    valid = weights >= 0.5
+    dx = (mu[:, 0, None] - np.arange(w)) / radius  # (K, w)
+    dy = (mu[:, 1, None] - np.arange(h)) / radius  # (K, h)
+    disc = (dx[:, None, :] ** 2 + dy[:, :, None] ** 2 <= 1) & valid[:, None, None]  # (K, h, w)
+    targets = np.zeros((len(mu), 3, h, w), dtype=np.float32)
+    targets[:, 0] = disc
+    targets[:, 1] = np.where(disc, dx[:, None, :], 0.0)
+    targets[:, 2] = np.where(disc, dy[:, :, None], 0.0)
+    return targets.reshape(-1, h, w), np.where(valid, weights, np.float32(0.0))
+
+
+def blur_maps(maps: np.ndarray, kernel_size: int) -> np.ndarray:
+    """``cv2.GaussianBlur`` (σ from the size, mirror border ``BORDER_REFLECT_101``) of every ``(h, w)`` map of
+    ``maps`` (..., h, w), as mmpose and the authors blur the combined maps; kernel 0 returns a copy."""
+    if kernel_size == 0:
+        return np.array(maps, dtype=np.float32)
+    if kernel_size < 0 or kernel_size % 2 != 1:
+        raise ValueError(f"combined-target blur kernel must be odd (or 0: no blur), got {kernel_size}")
+    h, w = maps.shape[-2:]
+    stack = np.ascontiguousarray(np.asarray(maps, dtype=np.float32).reshape(-1, h, w).transpose(1, 2, 0))
+    chunks = [
+        cv2.GaussianBlur(
+            np.ascontiguousarray(stack[..., i : i + _CV_MAX_CHANNELS]), (kernel_size, kernel_size), 0
+        )
+        for i in range(0, stack.shape[-1], _CV_MAX_CHANNELS)
+    ]
+    blurred = np.concatenate([c.reshape(h, w, -1) for c in chunks], axis=-1)
+    return blurred.transpose(2, 0, 1).reshape(maps.shape)
+
+
+def decode_udp_combined(
+    outputs: np.ndarray | torch.Tensor,
+    heatmap_size: Sequence[int],
+    radius_factor: float,
+    label_blur_kernel: int,
+    offset_blur_kernel: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Combined outputs ``(N, 3K, h, w)`` → coordinates ``(N, K, 2)`` in heatmap pixels and scores ``(N, K)``.
+
+    The label maps are blurred with ``label_blur_kernel`` and the offset maps with ``offset_blur_kernel`` (0: not
+    blurred); each joint is the argmax ``p`` of its blurred label map plus ``r`` × the offsets at ``p``; its score
+    is the blurred label's maximum. A joint whose maximum is ``<= 0`` is (-1, -1).
+    """
+    out = _to_numpy(outputs).astype(np.float32, copy=False)
+    n, c, h, w = out.shape
+    if c % 3 != 0:
+        raise ValueError(f"combined-target outputs have 3 channels per keypoint, got {c} channels")
+    if (w, h) != tuple(int(v) for v in heatmap_size):
+        raise ValueError(
+            f"combined-target outputs are {w}×{h}, the codec's heatmap_size is {list(heatmap_size)}"
+        )
+    k = c // 3
+    maps = out.reshape(n, k, 3, h, w)
+    labels = blur_maps(maps[:, :, 0], label_blur_kernel).reshape(n, k, h * w)
+    offsets = blur_maps(maps[:, :, 1:], offset_blur_kernel).reshape(n, k, 2, h * w)
+    idx = labels.argmax(axis=-1)
+    maxvals = np.take_along_axis(labels, idx[..., None], axis=-1)[..., 0]
+    at_peak = np.take_along_axis(offsets, idx[:, :, None, None], axis=-1)[..., 0]  # (N, K, 2)
+    coords = np.stack([idx % w, idx // w], axis=-1) + combined_radius(heatmap_size, radius_factor) * at_peak
+    coords[maxvals <= 0] = -1.0
+    return coords.astype(np.float32), maxvals.astype(np.float32)
+
+
+def decode_udp_combined_to_image(
+    outputs: np.ndarray | torch.Tensor,
+    inv_affine: np.ndarray,
+    input_size: Sequence[int],
+    heatmap_size: Sequence[int],
+    radius_factor: float,
+    label_blur_kernel: int,
+    offset_blur_kernel: int,
+) -> np.ndarray:
+    """Combined outputs ``(N, 3K, h, w)`` and crop→image matrices ``(N, 2, 3)`` → ``(N, K, 3)`` [x, y, score]."""
+    coords, scores = decode_udp_combined(
+        outputs, heatmap_size, radius_factor, label_blur_kernel, offset_blur_kernel
+    )
+    image_xy = apply_affine(heatmap_to_input(coords, input_size, heatmap_size), np.asarray(inv_affine))
+    return np.concatenate([image_xy, scores[..., None]], axis=-1).astype(np.float32)
+
+
+def flip_back_combined(
+    outputs: np.ndarray | torch.Tensor, flip_index: Sequence[int] | np.ndarray | torch.Tensor
+) -> np.ndarray | torch.Tensor:
+    """Combined outputs ``(N, 3K, h, w)`` of a mirrored crop → outputs of the original crop.
+
+    Reverses the width axis, swaps left/right joints (all three channels of a joint move together:
+    ``out[:, k] = in[:, flip_index[k]]``) and negates the x-offsets (a mirrored offset points the other way).
+    Under UDP the column reversal is the exact mirror of the input. Returns the type of ``outputs``.
+    """
+    n, c, h, w = outputs.shape
+    sign = [1.0, -1.0, 1.0]
+    if isinstance(outputs, torch.Tensor):
+        index = torch.as_tensor(flip_index, device=outputs.device, dtype=torch.long)
+        grouped = outputs.reshape(n, c // 3, 3, h, w).flip(-1).index_select(1, index)
+        return (grouped * grouped.new_tensor(sign)[:, None, None]).reshape(n, c, h, w)
+    grouped = np.take(
+        np.asarray(outputs).reshape(n, c // 3, 3, h, w)[..., ::-1], np.asarray(flip_index), axis=1
+    )
+    return (grouped * np.asarray(sign, dtype=grouped.dtype)[:, None, None]).reshape(n, c, h, w)
