@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import hydra
 from omegaconf import DictConfig
@@ -29,7 +30,10 @@ def main(cfg: DictConfig) -> None:
         **{var: os.environ.get(var) for var in THREAD_VARS},
         "torch_threads": torch.get_num_threads(),
     }
-    print(json.dumps(record), flush=True)
+    # one write of the whole line: the jobs share one pipe, and on an unbuffered stream print() writes the text and
+    # its newline in two writes (two jobs' records once ran together on one line)
+    sys.stdout.write(json.dumps(record) + "\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
