@@ -317,7 +317,7 @@ def time_candidate(study: Study, num_train: int, runs: Path, folder: Path, commi
         trained = train_and_collect(
             timed, runs / f"timing_{name}", folder / name, commit, dry_run, threads=TIMING_THREADS
         )
-        if not trained or dry_run:
+        if not trained or not finished(folder / name):  # failed, or a dry run that would train it
             return None
         seconds[epochs] = json.loads((folder / name / "metrics.json").read_text())["seconds"]
     estimate = s2_estimate(seconds[10], seconds[20])

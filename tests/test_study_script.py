@@ -140,3 +140,22 @@ def test_dry_run_decides_from_committed_runs_and_writes_nothing(
     assert "E1_seed0: the convergence run S1x0.2_n400_seed0" in out
     assert "dropper=none seed=0 dataset.source.num_train=400 schedule.scale=0.2" in out  # E3 seed 0
     assert sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
+
+
+def test_study_2_dry_run_stops_where_its_protocol_does(study, repo_root, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    committed = repo_root / "docs" / "results" / "synthpose_aid_converged"
+    for folder in ("timing", "convergence"):
+        shutil.copytree(committed / folder, tmp_path / folder)
+    before = sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
+    argv = ["synthpose_study.py", "--study", "synthpose_aid_converged", "--dry-run"]
+    argv += ["--results", str(tmp_path / "runs"), "--runs", str(tmp_path / "logs")]
+    monkeypatch.setattr("sys.argv", argv)
+    assert study.main() == 0
+    out = capsys.readouterr().out
+    for n, minutes in ((400, 3164), (200, 2046), (100, 946)):  # rule (a) from the committed timing runs
+        assert f"{n} images: S2 estimated at {minutes} s (limit 3600 s)" in out
+    assert "gain +1.59 AP" in out and "gain +1.25 AP" in out and "gain +3.04 AP" in out
+    assert "no candidate passed: the study stops" in out and "aidpose.train" not in out  # no cell
+    assert sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
