@@ -1,6 +1,7 @@
 """Every paradigm composes with every dataset, debug option and logger and builds its data source, codec,
 loggers and callbacks; one training step (with validation and the W&B panels) runs for each paradigm × dataset
-on tiny data: the COCO fixture, a hand-built CrowdPose folder and a tiny SynthPose."""
+on tiny data: the COCO fixture, a hand-built CrowdPose folder and a tiny SynthPose. Every other top-down codec
+and every RSN backbone builds under debug=fast with the outputs its codec decodes, and trains a step."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 
-from aidpose.builders import build_codec
+from aidpose.builders import build_codec, build_module
 from aidpose.codecs.base import KeypointCodec
 from aidpose.training.callbacks import instantiate_group
 from tests.helpers import CONF_DIR, compose_config, write_crowdpose
@@ -67,6 +69,36 @@ def test_decoding_options_reach_the_codec_or_name_the_option_and_paradigm(tmp_pa
         build_codec(cfg)
 
 
+# option → (overrides, the codec's class, outputs of the head: count × channels of 17 COCO keypoints)
+CODEC_OPTIONS = {
+    "udp_combined": (["paradigm/codec=udp_combined"], "UDPCombinedCodec", (1, 51)),
+    "rsn18": (["backbone=rsn18"], "MegviiHeatmapCodec", (4, 17)),
+    "rsn50": (["backbone=rsn50"], "MegviiHeatmapCodec", (4, 17)),
+    "rsn50_x2": (["backbone=rsn50_x2"], "MegviiHeatmapCodec", (8, 17)),
+    "rsn50_x3": (["backbone=rsn50_x3"], "MegviiHeatmapCodec", (12, 17)),
+}
+# RSN at a fraction of its width and depth: the same stages, units, outputs and targets in a second
+TINY_RSN = ["backbone.unit_channels=16", "backbone.num_blocks=[1,1,1,1]", "backbone.num_steps=2"]
+
+
+@pytest.mark.parametrize("option", sorted(CODEC_OPTIONS))
+def test_each_codec_and_rsn_backbone_builds_under_debug_fast(option, tmp_path):
+    overrides, codec_class, (count, channels) = CODEC_OPTIONS[option]
+    tiny = TINY_RSN if option.startswith("rsn") else []
+    cfg = compose_config(["dataset=coco", "debug=fast", *overrides, *tiny], tmp_path)
+    codec = build_codec(cfg)
+    assert type(codec).__name__ == codec_class and codec.heatmap_size == (16, 24)  # debug=fast's sizes
+    module = build_module(cfg, codec).eval()
+    with torch.no_grad():
+        outputs = module(torch.zeros(2, 3, 96, 64, dtype=torch.uint8))
+    shapes = [tuple(o.shape) for o in (outputs if isinstance(outputs, list) else [outputs])]
+    assert shapes == [(2, channels, 24, 16)] * count
+    if codec_class == "MegviiHeatmapCodec":  # the loss has one setting per output; mmpose's levels per stage
+        assert len(cfg.paradigm.loss.loss_weights) == len(cfg.paradigm.loss.ohkm) == count
+        assert list(codec.level_indices) == {4: [0, 1, 2, 3], 8: [0, 1, 2, 3, 1, 2, 3, 4],
+                                             12: [0, 1, 2, 3, 0, 1, 2, 3, 1, 2, 3, 4]}[count]  # fmt: skip
+
+
 STEPS = list(itertools.product(PARADIGMS, DATASETS))
 
 
@@ -101,3 +133,18 @@ def test_one_training_step_with_validation_and_panels(paradigm, dataset, coco_mi
     summary = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert summary["status"] == "finished" and summary["global_step"] == 1 and "AP" in metrics
     assert panels == {"panels/val": 1, "panels/train_dropped": 2}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("option", ["udp_combined", "rsn50_x2"])
+def test_debug_fast_training_run_of_a_codec_option(option, tmp_path):
+    from aidpose.train import train
+
+    overrides, _, _ = CODEC_OPTIONS[option]
+    tiny = TINY_RSN if option.startswith("rsn") else []
+    cfg = compose_config(
+        ["debug=fast", "logger=none", "trainer.limit_val_batches=1", *overrides, *tiny], tmp_path
+    )
+    metrics = train(cfg)
+    summary = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert summary["status"] == "finished" and summary["global_step"] == 2 and "AP" in metrics

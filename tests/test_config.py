@@ -7,7 +7,7 @@ from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
 
 from aidpose.builders import build_codec, build_dropper, build_module, build_schedule, plain_config
-from aidpose.codecs import UDPHeatmapCodec
+from aidpose.codecs import MegviiHeatmapCodec, UDPHeatmapCodec
 from aidpose.codecs.associative_embedding import AssociativeEmbeddingCodec
 from aidpose.training.schedule import Schedule
 from tests.helpers import CONF_DIR, compose_config
@@ -49,6 +49,8 @@ def test_option_composes_and_resolves(group, option, tmp_path):
     instantiate(cfg.optimizer)
     codec = build_codec(cfg)
     expected = AssociativeEmbeddingCodec if bottomup else UDPHeatmapCodec
+    if group == "backbone" and option.startswith("rsn"):  # RSN's multi-stage head comes with its targets
+        expected = MegviiHeatmapCodec
     assert isinstance(codec, expected) and codec.input_size == tuple(cfg.paradigm.input_size)
     if group == "dropper":
         dropper = build_dropper(cfg)

@@ -5,7 +5,9 @@ Which mmpose 1.x function each test mirrors:
   to a peak of 255) and ``GenerateTarget(multilevel=True)`` with one encoder per kernel;
 - decode tests: ``MegviiHeatmap.decode``;
 - loss tests: ``KeypointMSELoss``, ``KeypointOHKMMSELoss`` and ``MSPNHead.loss`` with the settings of
-  ``td-hm_2xrsn50_8xb32-210e_coco-256x192.py``.
+  ``td-hm_2xrsn50_8xb32-210e_coco-256x192.py``;
+- ``test_codec_*``: the same behind the codec contract, as ``MSPNHead.predict`` uses them (the flip test of the
+  last output, ``flip_mode="heatmap"``, ``shift_heatmap=False``; the last output decoded by ``MegviiHeatmap``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pytest
 import torch
 
 from aidpose.codecs.megvii_heatmap import (
+    MegviiHeatmapCodec,
     decode_megvii_heatmaps,
     encode_megvii_heatmaps,
     encode_multilevel_megvii_heatmaps,
@@ -154,7 +157,8 @@ def test_two_stage_rsn50_loss_hand_computed() -> None:
     # → 6 × 0.25 × 28.5 + 2 × 35.5 = 113.75
     joints = torch.arange(0.0, k)[None, None, :, None, None].expand(b, 5, k, 4, 3)
     module = MultiStageHeatmapLoss(LEVELS, LOSS_WEIGHTS, OHKM, topk=8)
-    assert module([o.detach() for o in outputs], joints, weights).item() == pytest.approx(113.75)
+    terms = module([o.detach() for o in outputs], {"heatmaps": joints, "keypoint_weights": weights})
+    assert list(terms) == ["loss"] and terms["loss"].item() == pytest.approx(113.75)
 
 
 def test_multi_stage_loss_rejects_mismatched_settings() -> None:
@@ -164,3 +168,49 @@ def test_multi_stage_loss_rejects_mismatched_settings() -> None:
         multi_stage_heatmap_loss(outputs, targets, torch.ones(1, 8), LEVELS[:4], LOSS_WEIGHTS, OHKM)
     with pytest.raises(ValueError, match="beyond the 5 targets"):
         multi_stage_heatmap_loss(outputs, targets, torch.ones(1, 8), [5] * 8, LOSS_WEIGHTS, OHKM)
+
+
+def test_codec_encodes_one_level_per_kernel_and_outputs_one_map_per_unit() -> None:
+    codec = MegviiHeatmapCodec(INPUT, HEATMAP, KERNELS, LEVELS)
+    assert codec.output_channels(17) == [17] * 8
+    joint = np.array([[[4 * 20 + 1.7, 4 * 10 + 3.9], [0.0, 0.0]]])  # the hand-computed joint; one unlabelled
+    targets = codec.encode(joint, np.array([[1, 0]]))
+    assert sorted(targets) == ["heatmaps", "keypoint_weights"]
+    assert targets["keypoint_weights"].tolist() == [1, 0]
+    heatmaps = targets["heatmaps"]
+    assert heatmaps.shape == (5, 2, 64, 48) and heatmaps[:, 1].sum() == 0
+    assert heatmaps[:, 0, 10, 20].tolist() == pytest.approx([255.0] * 5)
+    assert [int((hm > 1).sum()) for hm in heatmaps[:, 0]] == sorted(
+        (int((hm > 1).sum()) for hm in heatmaps[:, 0]), reverse=True
+    )  # kernel 15 first: the widest
+    np.testing.assert_array_equal(
+        heatmaps[4], encode_megvii_heatmaps(joint[0], np.array([1, 0]), INPUT, HEATMAP, 5)[0]
+    )
+    codec.check_output_size([(48, 64)] * 8, "net")
+    with pytest.raises(ValueError, match="decodes 8 output"):
+        codec.check_output_size([(48, 64)] * 4, "net")
+    with pytest.raises(ValueError, match="must name levels of kernel_sizes"):
+        MegviiHeatmapCodec(INPUT, HEATMAP, [11, 9, 7, 5], LEVELS)
+    with pytest.raises(ValueError, match="kernel_sizes must be odd"):
+        MegviiHeatmapCodec(INPUT, HEATMAP, [15, 10], [0, 1])
+
+
+def test_codec_decodes_the_last_output_and_flips_every_output() -> None:
+    codec = MegviiHeatmapCodec(INPUT, HEATMAP, KERNELS, LEVELS)
+    # joints at the centres of cells (10, 25), (30, 15), (24, 50)
+    joints = np.array([[[41.0, 101.0], [121.0, 61.0], [97.0, 201.0]]])
+    level = codec.encode(joints, np.ones((1, 3)))["heatmaps"][4]
+    # only the last output is decoded
+    outputs = [torch.zeros(1, 3, 64, 48)] * 7 + [torch.from_numpy(level[None])]
+    to_image = np.array([[[2.0, 0.0, 10.0], [0.0, 2.0, -5.0]]])
+    found = codec.decode(outputs, to_image)
+    cells = np.trunc(joints[0] / 4) * 4 + 2.0  # a symmetric target decodes to its cell's centre
+    np.testing.assert_allclose(found.keypoints[0, :, :2], cells * 2 + [10.0, -5.0], atol=2 * 1.0)
+    np.testing.assert_allclose(found.keypoints[0, :, 2], 1.5, atol=1e-5)  # 255 / 255 + 0.5
+    # flip test: every output flipped back (columns reversed, left/right swapped) and averaged with the original
+    flip_index = [0, 2, 1]
+    mirrored = [o.flip(-1)[:, flip_index] for o in outputs]
+    merged = codec.merge_flip(outputs, mirrored, flip_index)
+    assert len(merged) == 8
+    for out, m in zip(outputs, merged, strict=True):
+        torch.testing.assert_close(m, out)

@@ -10,7 +10,9 @@ Which mmpose 1.x function each test mirrors:
   argmax, plus radius × offset at the argmax), then ``keypoints / [W - 1, H - 1] * input_size`` and the inverse
   box transform (= aidpose's UDP ``heatmap_to_input`` and inverse affine);
 - ``test_flip_back_round_trip``: ``mmpose.models.utils.tta.flip_heatmaps(flip_mode="udp_combined")``;
-- ``test_loss_hand_computed``: ``mmpose.models.losses.CombinedTargetMSELoss(use_target_weight=True)``.
+- ``test_loss_hand_computed``: ``mmpose.models.losses.CombinedTargetMSELoss(use_target_weight=True)``;
+- ``test_codec_*``: the same functions behind the codec contract (``UDPHeatmap.encode``/``decode`` as
+  ``TopdownPoseEstimator`` calls them, the flip test of ``HeatmapHead.predict`` with ``flip_mode="udp_combined"``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 import torch
 
 from aidpose.codecs.udp_combined import (
+    UDPCombinedCodec,
     blur_maps,
     combined_radius,
     decode_udp_combined,
@@ -160,9 +163,10 @@ def test_loss_hand_computed() -> None:
     output[0, 2, 0, 0] = 0.1
     output[0, 1:, 1, 1] = -5.0
     assert combined_target_mse_loss(output, target, torch.ones(1, 1)).item() == pytest.approx(0.07875)
-    assert CombinedTargetMSELoss(loss_weight=2.0)(output, target, torch.ones(1, 1)).item() == pytest.approx(
-        0.1575
+    terms = CombinedTargetMSELoss(loss_weight=2.0)(
+        output, {"heatmaps": target, "keypoint_weights": torch.ones(1, 1)}
     )
+    assert list(terms) == ["loss"] and terms["loss"].item() == pytest.approx(0.1575)
     # weight 0: nothing counts (the label mask is weighted too, as mmpose's)
     assert combined_target_mse_loss(output, target, torch.zeros(1, 1)).item() == 0.0
     assert combined_target_mse_loss(
@@ -170,3 +174,58 @@ def test_loss_hand_computed() -> None:
     ).item() == pytest.approx(0.07875)
     with pytest.raises(ValueError, match="3 channels per keypoint"):
         combined_target_mse_loss(output[:, :2], target[:, :2], torch.ones(1, 1))
+
+
+def test_codec_encodes_the_label_disc_and_offsets_of_one_person() -> None:
+    codec = UDPCombinedCodec(INPUT, HEATMAP)
+    assert (codec.radius_factor, codec.blur_kernel, codec.offset_blur_kernel) == (FACTOR, 15, 7)
+    assert codec.output_channels(17) == 51
+    keypoints = np.concatenate([at_heatmap(20.3, 10.6), at_heatmap(5, 5)])[None]
+    targets = codec.encode(keypoints, np.array([[2, 0]]))  # the second joint is not labelled
+    assert sorted(targets) == ["heatmaps", "keypoint_weights"]
+    heatmaps = targets["heatmaps"]
+    assert heatmaps.shape == (6, 64, 48) and targets["keypoint_weights"].tolist() == [1.0, 0.0]
+    assert heatmaps[0].sum() == 38 and heatmaps[3:].sum() == 0  # the disc of the hand-computed case above
+    assert heatmaps[1, 10, 20] == pytest.approx(0.3 / 3.5) and heatmaps[2, 10, 20] == pytest.approx(0.6 / 3.5)
+    with pytest.raises(ValueError, match="one person of a crop, got 2"):
+        codec.encode(np.zeros((2, 2, 2)), np.ones((2, 2)))
+
+
+def test_codec_decodes_its_targets_to_the_exact_image_position() -> None:
+    # unblurred offsets (mmpose 1.x): exact; the authors' offset blur (7) moves the joint by < 0.1 heatmap px
+    warp = udp_warp_matrix(np.array([320.0, 240.0]), np.array([150.0, 200.0]), 0.0, INPUT)
+    image_joints = np.array([[300.0, 200.0], [350.5, 280.25], [310.2, 230.7]])
+    encoded = UDPCombinedCodec(INPUT, HEATMAP).encode(apply_affine(image_joints, warp)[None], np.ones((1, 3)))
+    to_image = invert_affine(warp)[None]
+    exact = UDPCombinedCodec(INPUT, HEATMAP, offset_blur_kernel=0).decode(encoded["heatmaps"][None], to_image)
+    assert exact.keypoints.shape == (1, 3, 3) and exact.scores.shape == (1,)
+    np.testing.assert_allclose(exact.keypoints[0, :, :2], image_joints, atol=1e-3)
+    assert exact.scores[0] == pytest.approx(exact.keypoints[0, :, 2].mean())
+    blurred = UDPCombinedCodec(INPUT, HEATMAP).decode(torch.from_numpy(encoded["heatmaps"][None]), to_image)
+    np.testing.assert_allclose(blurred.keypoints[0, :, :2], image_joints, atol=0.1 * 150 / 48)
+
+
+def test_codec_flip_test_negates_the_x_offsets() -> None:
+    codec = UDPCombinedCodec(INPUT, HEATMAP)
+    joints = np.array([[60.3, 100.6], [120.0, 80.2]])  # left eye, right eye (COCO 1, 2) of a 3-joint layout
+    flip_index = [0, 2, 1]
+    crop = np.concatenate([np.array([[96.0, 30.0]]), joints])
+    mirrored = np.stack([191 - crop[:, 0], crop[:, 1]], axis=1)[flip_index]
+    original = codec.encode(crop[None], np.ones((1, 3)))["heatmaps"][None]
+    flipped = codec.encode(mirrored[None], np.ones((1, 3)))["heatmaps"][None]
+    np.testing.assert_allclose(codec.flip_back(flipped, flip_index), original, atol=1e-6)
+    merged = codec.merge_flip(torch.from_numpy(original), torch.from_numpy(flipped), torch.tensor(flip_index))
+    np.testing.assert_allclose(merged.numpy(), original, atol=1e-6)
+    # without the sign change the mean of the x-offsets would cancel: the mirrored x-offset points the other way
+    assert np.abs(original[0, 4] + flipped[0, 7][:, ::-1]).max() < 1e-6 and np.abs(original[0, 4]).max() > 0.5
+
+
+def test_codec_errors_name_the_option() -> None:
+    codec = UDPCombinedCodec(INPUT, HEATMAP)
+    codec.check_output_size([(48, 64)], "net")
+    with pytest.raises(ValueError, match=r"Set paradigm.codec.heatmap_size=\[24, 32\]"):
+        codec.check_output_size([(24, 32)], "net")
+    with pytest.raises(ValueError, match="radius_factor must be > 0"):
+        UDPCombinedCodec(INPUT, HEATMAP, radius_factor=0.0)
+    with pytest.raises(ValueError, match="offset_blur_kernel must be odd, or 0"):
+        UDPCombinedCodec(INPUT, HEATMAP, offset_blur_kernel=4)

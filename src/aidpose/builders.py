@@ -126,6 +126,15 @@ def build_schedule(cfg: DictConfig) -> Schedule:
     return instantiate(cfg.schedule, milestones=list(cfg.schedule.milestones))
 
 
+def skip_backbone_weights(backbone: DictConfig) -> None:
+    """No pretrained or local start weights for a backbone whose weights come from elsewhere (a checkpoint, an
+    imported file): ``pretrained`` false and ``weights`` null where the backbone config has them (timm backbones;
+    RSN has neither)."""
+    for key, value in (("pretrained", False), ("weights", None)):
+        if key in backbone:
+            backbone[key] = value
+
+
 def _plain_node(cfg: DictConfig, key: str) -> DictConfig:
     """A flag-free copy of ``cfg[key]`` whose interpolations resolve against the config it is put in."""
     return OmegaConf.create(OmegaConf.to_container(cfg[key], resolve=False))
@@ -164,8 +173,7 @@ def config_from_checkpoint(
             )
         run.dataset = _plain_node(cfg, "dataset")
     if "backbone" in run:
-        run.backbone.pretrained = False
-        run.backbone.weights = None
+        skip_backbone_weights(run.backbone)
     run.dropper = None
     if cfg.get("num_workers") is not None:
         run.loader.num_workers = cfg.num_workers

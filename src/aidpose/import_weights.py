@@ -48,6 +48,8 @@ def compose_run_config(overrides: list[str], output_dir: Path) -> DictConfig:
     from hydra import compose, initialize_config_dir, initialize_config_module
     from hydra.core.hydra_config import HydraConfig
 
+    from aidpose.builders import skip_backbone_weights
+
     if CONFIG_PATH.startswith("pkg://"):
         context = initialize_config_module(CONFIG_PATH[len("pkg://") :], version_base="1.3")
     else:
@@ -59,8 +61,7 @@ def compose_run_config(overrides: list[str], output_dir: Path) -> DictConfig:
         cfg.paths.root = str(Path.cwd())
         cfg.paths.output_dir = str(output_dir)
         cfg.task_name = "import_weights"
-        cfg.backbone.pretrained = False  # the source replaces the weights: nothing to download
-        cfg.backbone.weights = None
+        skip_backbone_weights(cfg.backbone)  # the source replaces the weights: nothing to download
         # a training start, not part of the model (e.g. a released recipe's mandatory udp_checkpoint)
         cfg.init_weights = None
         cfg.ckpt_path = None

@@ -2,6 +2,8 @@
 
 from aidpose.codecs.associative_embedding import AssociativeEmbeddingCodec
 from aidpose.codecs.base import TEST_OPTIONS, KeypointCodec, Prediction
+from aidpose.codecs.megvii_heatmap import MegviiHeatmapCodec
+from aidpose.codecs.udp_combined import UDPCombinedCodec
 from aidpose.codecs.udp_heatmap import (
     UDPHeatmapCodec,
     decode_to_image,
@@ -15,7 +17,9 @@ __all__ = [
     "TEST_OPTIONS",
     "AssociativeEmbeddingCodec",
     "KeypointCodec",
+    "MegviiHeatmapCodec",
     "Prediction",
+    "UDPCombinedCodec",
     "UDPHeatmapCodec",
     "decode_to_image",
     "decode_udp_heatmaps",

@@ -13,12 +13,21 @@ Mirrors mmpose 1.x ``mmpose/codecs/megvii_heatmap.py`` (``MegviiHeatmap.encode``
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
 
-from aidpose.codecs.udp_heatmap import _to_numpy, gaussian_blur_heatmaps
+from aidpose.codecs.base import KeypointCodec, Prediction
+from aidpose.codecs.udp_heatmap import (
+    _to_numpy,
+    check_heatmap_sizes,
+    checked_size,
+    flip_back_heatmaps,
+    gaussian_blur_heatmaps,
+)
+from aidpose.geometry.affine import apply_affine
 
 MEGVII_PEAK = 255.0
 
@@ -122,3 +131,101 @@ def decode_megvii_heatmaps(
     coords += np.where(interior[..., None], np.sign(diff) * 0.25 + 0.5, 0.0)
     keypoints = coords * megvii_stride(input_size, (w, h))
     return keypoints.astype(np.float32), (maxvals / MEGVII_PEAK + 0.5).astype(np.float32)
+
+
+Outputs = list[torch.Tensor] | list[np.ndarray] | torch.Tensor | np.ndarray
+
+
+@dataclass(frozen=True)
+class MegviiHeatmapCodec(KeypointCodec):
+    """Top-down multi-level Megvii heatmaps for a head with one output per stage and unit (RSN's ``MSPNHead``; the
+    :class:`~aidpose.codecs.base.KeypointCodec` contract, ``paradigm/codec=megvii_heatmap``).
+
+    ``encode`` gives one target per kernel size (the levels); network output ``i`` is trained on level
+    ``level_indices[i]`` (the loss reads them); the flip test merges every output; ``decode`` reads the last
+    output only (the last stage's stride-4 unit), as mmpose's ``MSPNHead.predict``.
+
+    Args:
+        input_size: (width, height) of the network input (the crop).
+        heatmap_size: (width, height) of every output; the network's output size for ``input_size``.
+        kernel_sizes: the Gaussian kernel of each target level, widest first (RSN-50: 11, 9, 7, 5).
+        level_indices: per network output (stage-major, lowest resolution unit first), its target level.
+        blur_kernel: odd blur kernel of decoding (``test.blur_kernel``; mmpose: the last level's kernel, 5).
+        flip_test: decode the mean of the crop's and its mirror's last outputs (``test.flip``).
+    """
+
+    input_size: tuple[int, int]
+    heatmap_size: tuple[int, int]
+    kernel_sizes: tuple[int, ...]
+    level_indices: tuple[int, ...]
+    blur_kernel: int = 5
+    flip_test: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_size", checked_size("input_size", self.input_size))
+        object.__setattr__(self, "heatmap_size", checked_size("heatmap_size", self.heatmap_size))
+        kernels = tuple(int(k) for k in self.kernel_sizes)
+        levels = tuple(int(i) for i in self.level_indices)
+        if not kernels or any(k < 1 or k % 2 != 1 for k in kernels):
+            raise ValueError(
+                f"codec kernel_sizes must be odd and positive (15, 11, 9, 7, 5), got {list(kernels)}"
+            )
+        if not levels or min(levels) < 0 or max(levels) >= len(kernels):
+            raise ValueError(
+                f"codec level_indices {list(levels)} must name levels of kernel_sizes {list(kernels)} "
+                f"(0 … {len(kernels) - 1}), one per network output"
+            )
+        if int(self.blur_kernel) < 1 or int(self.blur_kernel) % 2 != 1:
+            raise ValueError(f"codec blur_kernel must be odd (5 for RSN), got {self.blur_kernel}")
+        object.__setattr__(self, "kernel_sizes", kernels)
+        object.__setattr__(self, "level_indices", levels)
+        object.__setattr__(self, "blur_kernel", int(self.blur_kernel))
+        object.__setattr__(self, "flip_test", bool(self.flip_test))
+
+    def output_channels(self, num_keypoints: int) -> list[int]:
+        """One heatmap per keypoint in each output (one output per entry of ``level_indices``)."""
+        return [num_keypoints] * len(self.level_indices)
+
+    def check_output_size(self, output_sizes: Sequence[Sequence[int]], network: str) -> None:
+        """Raise a clear error unless there is one output per level index, each ``heatmap_size``."""
+        check_heatmap_sizes(
+            output_sizes, len(self.level_indices), self.input_size, self.heatmap_size, network
+        )
+
+    def encode(self, keypoints: np.ndarray, visible: np.ndarray) -> dict[str, np.ndarray]:
+        """``heatmaps`` ``(L, K, h, w)`` (one level per kernel size, peak 255) and ``keypoint_weights`` ``(K,)``
+        of the one person ``(1, K, 2)`` of a crop (see :func:`encode_multilevel_megvii_heatmaps`)."""
+        if len(keypoints) != 1:
+            raise ValueError(
+                f"MegviiHeatmapCodec encodes the one person of a crop, got {len(keypoints)} people"
+            )
+        weights = (np.asarray(visible[0]) > 0).astype(np.float32)
+        heatmaps, weights = encode_multilevel_megvii_heatmaps(
+            keypoints[0], weights, self.input_size, self.heatmap_size, self.kernel_sizes
+        )
+        return {"heatmaps": heatmaps, "keypoint_weights": weights}
+
+    def flip_back(self, outputs: Outputs, flip_index: Sequence[int] | np.ndarray | torch.Tensor) -> Outputs:
+        """Every output of mirrored crops → that output of the original crops (columns reversed, left/right
+        swapped: mmpose's ``flip_mode="heatmap"`` without shift)."""
+        if isinstance(outputs, (list, tuple)):
+            return [flip_back_heatmaps(o, flip_index) for o in outputs]
+        return flip_back_heatmaps(outputs, flip_index)
+
+    def merge_flip(
+        self, outputs: Outputs, mirrored: Outputs, flip_index: Sequence[int] | np.ndarray | torch.Tensor
+    ) -> Outputs:
+        """The mean of every output and its mirror's (flipped back): the validation loss still sees every output."""
+        if isinstance(outputs, (list, tuple)):
+            return [0.5 * (o + m) for o, m in zip(outputs, self.flip_back(mirrored, flip_index), strict=True)]
+        return 0.5 * (outputs + self.flip_back(mirrored, flip_index))
+
+    def decode(self, outputs: Outputs, to_image: np.ndarray) -> Prediction:
+        """The last output ``(N, K, h, w)`` (or the one array given) of N crops and their crop → image matrices
+        ``(N, 2, 3)`` → the N people in image pixels (see :func:`decode_megvii_heatmaps`), scored by their mean
+        keypoint score."""
+        last = outputs[-1] if isinstance(outputs, (list, tuple)) else outputs
+        crop_xy, scores = decode_megvii_heatmaps(last, self.input_size, self.blur_kernel)
+        image_xy = apply_affine(crop_xy.astype(np.float64), np.asarray(to_image))
+        keypoints = np.concatenate([image_xy, scores[..., None]], axis=-1).astype(np.float32)
+        return Prediction(keypoints, keypoints[..., 2].mean(axis=1))

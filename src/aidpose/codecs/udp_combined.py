@@ -19,12 +19,20 @@ offsets, the authors with 15 and the offsets with 7 (``modulate_kernel=7``). Bot
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
 
-from aidpose.codecs.udp_heatmap import _to_numpy, heatmap_to_input, udp_stride
+from aidpose.codecs.base import KeypointCodec, Prediction
+from aidpose.codecs.udp_heatmap import (
+    _to_numpy,
+    check_heatmap_sizes,
+    checked_size,
+    heatmap_to_input,
+    udp_stride,
+)
 from aidpose.geometry.affine import apply_affine
 
 _CV_MAX_CHANNELS = (
@@ -155,3 +163,78 @@ def flip_back_combined(
         np.asarray(outputs).reshape(n, c // 3, 3, h, w)[..., ::-1], np.asarray(flip_index), axis=1
     )
     return (grouped * np.asarray(sign, dtype=grouped.dtype)[:, None, None]).reshape(n, c, h, w)
+
+
+@dataclass(frozen=True)
+class UDPCombinedCodec(KeypointCodec):
+    """Top-down UDP combined target (the paper's "UDP v1"): per keypoint of a crop a label disc and x/y offset maps
+    (the :class:`~aidpose.codecs.base.KeypointCodec` contract; ``paradigm/codec=udp_combined``).
+
+    Args:
+        input_size: (width, height) of the network input (the crop).
+        heatmap_size: (width, height) of the maps; the network's output size for ``input_size``.
+        radius_factor: disc radius in heatmap pixels per pixel of the map's longer side (0.0546875: 3.5 px at
+            64×48, the authors' ``LOSS.KPD = 3.5``).
+        blur_kernel: odd size of the label maps' blur before the argmax (``test.blur_kernel``; the authors 15,
+            mmpose 1.x 23; 0: none).
+        offset_blur_kernel: odd size of the offset maps' blur (the authors 7, mmpose 1.x 0: none).
+        flip_test: decode the mean of the crop's and its mirror's outputs (``test.flip``).
+    """
+
+    input_size: tuple[int, int]
+    heatmap_size: tuple[int, int]
+    radius_factor: float = 0.0546875
+    blur_kernel: int = 15
+    offset_blur_kernel: int = 7
+    flip_test: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_size", checked_size("input_size", self.input_size))
+        object.__setattr__(self, "heatmap_size", checked_size("heatmap_size", self.heatmap_size))
+        if not self.radius_factor > 0:
+            raise ValueError(
+                f"codec radius_factor must be > 0 (0.0546875: 3.5 px at 64×48), got {self.radius_factor}"
+            )
+        for name in ("blur_kernel", "offset_blur_kernel"):
+            kernel = int(getattr(self, name))
+            if kernel < 0 or (kernel and kernel % 2 != 1):
+                raise ValueError(f"codec {name} must be odd, or 0 for no blur, got {kernel}")
+            object.__setattr__(self, name, kernel)
+        object.__setattr__(self, "radius_factor", float(self.radius_factor))
+        object.__setattr__(self, "flip_test", bool(self.flip_test))
+
+    def output_channels(self, num_keypoints: int) -> int:
+        """Three maps per keypoint: label, x-offset, y-offset."""
+        return 3 * num_keypoints
+
+    def check_output_size(self, output_sizes: Sequence[Sequence[int]], network: str) -> None:
+        """Raise a clear error when the network's output ``[(width, height)]`` is not ``[heatmap_size]``."""
+        check_heatmap_sizes(output_sizes, 1, self.input_size, self.heatmap_size, network)
+
+    def encode(self, keypoints: np.ndarray, visible: np.ndarray) -> dict[str, np.ndarray]:
+        """``heatmaps`` ``(3K, h, w)`` (label, x-, y-offset per keypoint) and ``keypoint_weights`` ``(K,)`` of the
+        one person ``(1, K, 2)`` of a crop (keypoints in input pixels; see :func:`encode_udp_combined`)."""
+        if len(keypoints) != 1:
+            raise ValueError(
+                f"UDPCombinedCodec encodes the one person of a crop, got {len(keypoints)} people"
+            )
+        weights = (np.asarray(visible[0]) > 0).astype(np.float32)
+        heatmaps, weights = encode_udp_combined(
+            keypoints[0], weights, self.input_size, self.heatmap_size, self.radius_factor
+        )
+        return {"heatmaps": heatmaps, "keypoint_weights": weights}
+
+    def flip_back(
+        self, outputs: np.ndarray | torch.Tensor, flip_index: Sequence[int] | np.ndarray | torch.Tensor
+    ) -> np.ndarray | torch.Tensor:
+        """Outputs of mirrored crops → outputs of the original crops, x-offsets negated (:func:`flip_back_combined`)."""
+        return flip_back_combined(outputs, flip_index)
+
+    def decode(self, outputs: np.ndarray | torch.Tensor, to_image: np.ndarray) -> Prediction:
+        """Outputs ``(N, 3K, h, w)`` of N crops and their crop → image matrices ``(N, 2, 3)`` → the N people:
+        keypoints ``(N, K, 3)`` [x, y, score] in image pixels, scored by their mean keypoint score."""
+        keypoints = decode_udp_combined_to_image(
+            outputs, np.asarray(to_image), self.input_size, self.heatmap_size, self.radius_factor,
+            self.blur_kernel, self.offset_blur_kernel,
+        )  # fmt: skip
+        return Prediction(keypoints, keypoints[..., 2].mean(axis=1))

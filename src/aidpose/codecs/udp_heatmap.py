@@ -195,6 +195,38 @@ def flip_back_heatmaps(
     return np.take(np.asarray(heatmaps)[..., ::-1], np.asarray(flip_index), axis=-3)
 
 
+def checked_size(name: str, size: Sequence[int]) -> tuple[int, int]:
+    """``size`` as an int (width, height) of at least 2 px each, or an error naming ``paradigm.codec.<name>``."""
+    if len(size) != 2 or min(size) < 2:
+        raise ValueError(f"codec {name} is (width, height) of at least 2 px each, got {list(size)}")
+    return int(size[0]), int(size[1])
+
+
+def check_heatmap_sizes(
+    output_sizes: Sequence[Sequence[int]],
+    count: int,
+    input_size: Sequence[int],
+    heatmap_size: Sequence[int],
+    network: str,
+) -> None:
+    """A clear error unless the network's ``count`` outputs ``[(width, height), ...]`` are all ``heatmap_size``
+    (the check of every top-down codec whose outputs share one heatmap size)."""
+    measured = [[int(v) for v in size] for size in output_sizes]
+    if measured == [list(heatmap_size)] * count:
+        return
+    if len(measured) != count:
+        raise ValueError(
+            f"the codec decodes {count} output(s) of {list(heatmap_size)} heatmaps, {network} gives "
+            f"{len(measured)}: {measured} (width, height)"
+        )
+    shown = measured[0] if len(set(map(tuple, measured))) == 1 else measured
+    raise ValueError(
+        f"paradigm.codec.heatmap_size={list(heatmap_size)} does not fit the network: {network} "
+        f"maps paradigm.input_size={list(input_size)} to {shown} heatmaps (width, height). "
+        f"Set paradigm.codec.heatmap_size={shown}, or change paradigm.input_size or the backbone."
+    )
+
+
 @dataclass(frozen=True)
 class UDPHeatmapCodec(KeypointCodec):
     """Top-down UDP heatmaps: one Gaussian heatmap per keypoint of one person's crop (the
@@ -217,11 +249,8 @@ class UDPHeatmapCodec(KeypointCodec):
     flip_test: bool = True
 
     def __post_init__(self) -> None:
-        sizes = {"input_size": self.input_size, "heatmap_size": self.heatmap_size}
-        for name, size in sizes.items():
-            if len(size) != 2 or min(size) < 2:
-                raise ValueError(f"codec {name} is (width, height) of at least 2 px each, got {list(size)}")
-            object.__setattr__(self, name, (int(size[0]), int(size[1])))
+        object.__setattr__(self, "input_size", checked_size("input_size", self.input_size))
+        object.__setattr__(self, "heatmap_size", checked_size("heatmap_size", self.heatmap_size))
         if not self.sigma > 0:
             raise ValueError(f"codec sigma must be > 0, got {self.sigma}")
         if int(self.blur_kernel) < 1 or int(self.blur_kernel) % 2 != 1:
@@ -238,14 +267,7 @@ class UDPHeatmapCodec(KeypointCodec):
 
     def check_output_size(self, output_sizes: Sequence[Sequence[int]], network: str) -> None:
         """Raise a clear error when the network's output ``[(width, height)]`` is not ``[heatmap_size]``."""
-        measured = [[int(v) for v in size] for size in output_sizes]
-        if measured != [list(self.heatmap_size)]:
-            shown = measured[0] if len(measured) == 1 else measured
-            raise ValueError(
-                f"paradigm.codec.heatmap_size={list(self.heatmap_size)} does not fit the network: {network} "
-                f"maps paradigm.input_size={list(self.input_size)} to {shown} heatmaps (width, height). "
-                f"Set paradigm.codec.heatmap_size={shown}, or change paradigm.input_size or the backbone."
-            )
+        check_heatmap_sizes(output_sizes, 1, self.input_size, self.heatmap_size, network)
 
     def encode(self, keypoints: np.ndarray, visible: np.ndarray) -> dict[str, np.ndarray]:
         """``heatmaps`` ``(K, h, w)`` and ``keypoint_weights`` ``(K,)`` of the one person ``(1, K, 2)`` of a

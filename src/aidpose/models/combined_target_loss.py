@@ -7,6 +7,8 @@ of each offset map masked by the (weighted) ground-truth label: offsets are trai
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 
@@ -35,16 +37,17 @@ def combined_target_mse_loss(
 
 
 class CombinedTargetMSELoss(nn.Module):
-    """:func:`combined_target_mse_loss` × ``loss_weight``, for a ``_target_`` loss config."""
+    """:func:`combined_target_mse_loss` × ``loss_weight`` as a paradigm's loss ``(outputs, batch) -> terms``:
+    reads the targets ``heatmaps`` ``(B, 3K, h, w)`` and ``keypoint_weights`` ``(B, K)``
+    (:class:`aidpose.codecs.udp_combined.UDPCombinedCodec`)."""
 
     def __init__(self, use_target_weight: bool = True, loss_weight: float = 1.0) -> None:
         super().__init__()
         self.use_target_weight = use_target_weight
         self.loss_weight = loss_weight
 
-    def forward(
-        self, output: torch.Tensor, target: torch.Tensor, target_weight: torch.Tensor
-    ) -> torch.Tensor:
-        return self.loss_weight * combined_target_mse_loss(
-            output, target, target_weight, self.use_target_weight
+    def forward(self, outputs: torch.Tensor, targets: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        loss = combined_target_mse_loss(
+            outputs, targets["heatmaps"], targets["keypoint_weights"], self.use_target_weight
         )
+        return {"loss": self.loss_weight * loss}

@@ -10,7 +10,7 @@ OHKM on outputs 3 and 7 (each stage's stride-4 unit), the others MSE.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -69,7 +69,9 @@ def multi_stage_heatmap_loss(
 
 
 class MultiStageHeatmapLoss(nn.Module):
-    """:func:`multi_stage_heatmap_loss` with its settings bound, for a ``_target_`` loss config."""
+    """:func:`multi_stage_heatmap_loss` with its settings bound, as a paradigm's loss ``(outputs, batch) -> terms``:
+    reads the targets ``heatmaps`` ``(B, L, K, h, w)`` and ``keypoint_weights`` ``(B, K)``
+    (:class:`aidpose.codecs.megvii_heatmap.MegviiHeatmapCodec`)."""
 
     def __init__(
         self, level_indices: Sequence[int], loss_weights: Sequence[float], ohkm: Sequence[bool], topk: int = 8
@@ -81,8 +83,10 @@ class MultiStageHeatmapLoss(nn.Module):
         self.topk = topk
 
     def forward(
-        self, outputs: Sequence[torch.Tensor], targets: torch.Tensor, weights: torch.Tensor
-    ) -> torch.Tensor:
-        return multi_stage_heatmap_loss(
-            outputs, targets, weights, self.level_indices, self.loss_weights, self.ohkm, self.topk
-        )
+        self, outputs: Sequence[torch.Tensor], targets: Mapping[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        loss = multi_stage_heatmap_loss(
+            outputs, targets["heatmaps"], targets["keypoint_weights"], self.level_indices, self.loss_weights,
+            self.ohkm, self.topk,
+        )  # fmt: skip
+        return {"loss": loss}
