@@ -11,19 +11,26 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from aidpose.aid.masks import relative_to_pixels
 from aidpose.builders import build_codec, build_dropper, build_schedule
+from aidpose.codecs import MegviiHeatmapCodec, UDPCombinedCodec, UDPHeatmapCodec
 from tests.helpers import CONF_DIR, compose_config
 
 EXPERIMENTS = CONF_DIR / "experiment"
 DETECTIONS = "person_detection_results/COCO_val2017_detections_AP_H_56_person.json"
 
-# Table 1/4 rows: experiment → (timm backbone, input (w, h), heatmap (w, h), σ, DARK blur kernel)
+# Table 1/4 rows: experiment → (timm backbone, input (w, h), heatmap (w, h)); every one on the paper's UDP
+# combined target (radius factor 0.0546875, the authors' decoding blurs 15 and 7)
 ROWS = {
-    "coco/resnet50_256x192": ("resnet50", [192, 256], [48, 64], 2.0, 11),
-    "coco/resnet50_384x288": ("resnet50", [288, 384], [72, 96], 3.0, 17),
-    "coco/hrnet_w32_256x192": ("hrnet_w32", [192, 256], [48, 64], 2.0, 11),
-    "coco/hrnet_w32_384x288": ("hrnet_w32", [288, 384], [72, 96], 3.0, 17),
-    "coco/hrnet_w48_256x192": ("hrnet_w48", [192, 256], [48, 64], 2.0, 11),
-    "coco/hrnet_w48_384x288": ("hrnet_w48", [288, 384], [72, 96], 3.0, 17),
+    "coco/resnet50_256x192": ("resnet50", [192, 256], [48, 64]),
+    "coco/resnet50_384x288": ("resnet50", [288, 384], [72, 96]),
+    "coco/hrnet_w32_256x192": ("hrnet_w32", [192, 256], [48, 64]),
+    "coco/hrnet_w32_384x288": ("hrnet_w32", [288, 384], [72, 96]),
+    "coco/hrnet_w48_256x192": ("hrnet_w48", [192, 256], [48, 64]),
+    "coco/hrnet_w48_384x288": ("hrnet_w48", [288, 384], [72, 96]),
+}
+# RSN rows: experiment → (backbone, kernel sizes, level indices) of mmpose 1.x's configs
+RSN_ROWS = {
+    "coco/rsn50_256x192": ("rsn50", (11, 9, 7, 5), (0, 1, 2, 3)),
+    "coco/rsn50_x2_256x192": ("rsn50_x2", (15, 11, 9, 7, 5), (0, 1, 2, 3, 1, 2, 3, 4)),
 }
 # Table 5 rows: experiment → (schedule, dropper)
 TABLE5 = {
@@ -70,7 +77,15 @@ RELEASED = {"coco/aid_release_hrnet_w32_256x192", "coco/aid_release_higherhrnet_
 def test_every_experiment_file_is_tested():
     files = {str(p.relative_to(EXPERIMENTS).with_suffix("")) for p in EXPERIMENTS.rglob("*.yaml")}
     grids = {"coco/table4", "coco/table4_bottomup", "coco/table5", "synthpose/table4", "synthpose/table5"}
-    assert files == {*DEFAULTS_AND_BOTTOMUP, *BOTTOMUP_ROWS, *ROWS, *TABLE5, *grids, *RELEASED}
+    assert files == {*DEFAULTS_AND_BOTTOMUP, *BOTTOMUP_ROWS, *ROWS, *RSN_ROWS, *TABLE5, *grids, *RELEASED}
+
+
+def assert_combined_target(cfg, heatmap_size: list[int]) -> None:
+    """The paper's UDP v1 target: label disc of radius factor 0.0546875 plus offsets, the authors' decoding."""
+    codec = build_codec(cfg)
+    assert isinstance(codec, UDPCombinedCodec) and codec.heatmap_size == tuple(heatmap_size)
+    assert (codec.radius_factor, codec.blur_kernel, codec.offset_blur_kernel) == (0.0546875, 15, 7)
+    assert cfg.paradigm.loss._target_.endswith("CombinedTargetMSELoss")
 
 
 def test_released_aid_recipes_are_the_authors_settings(tmp_path):
@@ -83,6 +98,7 @@ def test_released_aid_recipes_are_the_authors_settings(tmp_path):
     assert top.backbone.pretrained is False  # the start replaces the ImageNet weights
     assert top.dropper._target_ == "aidpose.aid.Cutout" and top.head._target_ == "aidpose.models.ConvHead"
     assert top.paradigm.input_size == [192, 256] and top.loader.batch_size == 48
+    assert_combined_target(top, [48, 64])  # aid.py:29 CombinedTarget
     test = top.test
     assert (test.boxes, test.nms, test.nms_thr, test.kpt_score_thr) == ("detections", "oks", 0.9, 0.2)
     assert top.trainer.check_val_every_n_epoch == 150
@@ -110,13 +126,13 @@ def test_higherhrnet_w48_has_the_reference_head(tmp_path, name):
 
 @pytest.mark.parametrize("experiment", sorted(ROWS))
 def test_table1_rows_are_the_papers_setting(experiment, tmp_path):
-    backbone, input_size, heatmap, sigma, blur = ROWS[experiment]
+    backbone, input_size, heatmap = ROWS[experiment]
     cfg = compose_config([f"experiment={experiment}", "dropper=cutout", "schedule=s2"], tmp_path)
     assert_paper_setting(cfg, backbone)
-    assert cfg.paradigm.input_size == input_size
-    assert (cfg.paradigm.codec.heatmap_size, cfg.paradigm.codec.sigma) == (heatmap, sigma)
-    codec = build_codec(cfg)
-    assert codec.blur_kernel == blur and codec.input_size == tuple(input_size)
+    assert cfg.paradigm.input_size == input_size and build_codec(cfg).input_size == tuple(input_size)
+    assert_combined_target(cfg, heatmap)
+    gaussian = compose_config([f"experiment={experiment}", "paradigm/codec=udp_heatmap"], tmp_path)
+    assert isinstance(build_codec(gaussian), UDPHeatmapCodec)  # UDP v0, one option away
     assert cfg.dropper._target_ == "aidpose.aid.Cutout" and build_schedule(cfg).scaled_epochs == 420
     # the dataset's root moves the detection file with it; offline weights replace the hub download
     cfg = compose_config([f"experiment={experiment}", "dataset.source.root=/data/coco"], tmp_path)
@@ -137,8 +153,29 @@ def test_table5_rows_name_their_schedule_and_dropper(experiment, tmp_path):
     ]
     cfg = compose_config([f"experiment={experiment}"], tmp_path)
     assert_paper_setting(cfg, "hrnet_w32", boxes="gt")
-    assert cfg.paradigm.input_size == [192, 256] and cfg.paradigm.codec.sigma == 2.0
+    assert cfg.paradigm.input_size == [192, 256]
+    assert_combined_target(cfg, [48, 64])
     assert (cfg.dropper is None) == (dropper == "none") and cfg.schedule.name == schedule
+
+
+@pytest.mark.parametrize("experiment", sorted(RSN_ROWS))
+def test_rsn_rows_are_mmposes_setting(experiment, tmp_path):
+    backbone, kernels, levels = RSN_ROWS[experiment]
+    cfg = compose_config([f"experiment={experiment}", "dropper=cutout", "schedule=s2"], tmp_path)
+    assert cfg.backbone.name == backbone and cfg.dataset.name == "coco" and cfg.trainer.accelerator == "gpu"
+    codec = build_codec(cfg)
+    assert isinstance(codec, MegviiHeatmapCodec) and (codec.kernel_sizes, codec.level_indices) == (
+        kernels,
+        levels,
+    )
+    assert codec.input_size == (192, 256) and codec.heatmap_size == (48, 64) and codec.blur_kernel == 5
+    stages = len(levels) // 4
+    assert list(cfg.paradigm.loss.loss_weights) == [0.25, 0.25, 0.25, 1.0] * stages
+    assert list(cfg.paradigm.loss.ohkm) == [False, False, False, True] * stages
+    schedule = build_schedule(cfg)  # mmpose's Adam 5e-3 at 8 × 32 crops, on the paper's S2 for AID
+    assert (schedule.lr, schedule.scaled_epochs, cfg.loader.batch_size) == (5e-3, 420, 32)
+    assert (cfg.test.flip, cfg.test.nms, cfg.test.boxes) == (True, "none", "detections")
+    assert cfg.test.det_file.endswith(DETECTIONS) and cfg.dropper._target_ == "aidpose.aid.Cutout"
 
 
 def sweep_jobs(cfg, extra: list[str]) -> list[list[str]]:

@@ -142,7 +142,7 @@ def test_shape_mismatches_name_the_tensor_both_shapes_and_the_cause(tmp_path):
                        r"\(48, 256, 3, 3\) → net\.backbone\.body\.transition1\.0\.0\.weight \(32, 256, 3, 3\): "
                        r"backbone width: the source looks like HRNet-W48; the model is backbone=hrnet_w32"):  # fmt: skip
         match_tensors(w32, layout_tensors("mmpose_hrnet_w48"), FORMATS["mmpose"], IMAGENET_RGB, "w48.pth")
-    # the UDP-Pose authors' own UDP models predict heatmaps + offsets (CombinedTarget): only the backbone fits
+    # the UDP-Pose authors' own UDP models predict label + offset maps (CombinedTarget): a Gaussian head does not fit
     with pytest.raises(ValueError, match=r"keypoint_head\.final_layer\.weight \(51, 32, 1, 1\) → net\.head\.final\."
                        r"weight \(17, 32, 1, 1\): the source predicts 51 = 3×17 maps: a UDP CombinedTarget"):  # fmt: skip
         match_tensors(
@@ -153,6 +153,12 @@ def test_shape_mismatches_name_the_tensor_both_shapes_and_the_cause(tmp_path):
     )
     assert report.unused == ["keypoint_head.final_layer.bias", "keypoint_head.final_layer.weight"]
     assert len(report.loaded) == 1752 and len(report.kept_at_init) == 2
+    # with the combined-target codec the whole UDP model fits (its 51-map head included)
+    combined = full_size_module(["backbone=hrnet_w32", "paradigm/codec=udp_combined"], tmp_path)
+    report = match_tensors(
+        combined, layout_tensors("udp_hrnet_w32_combined"), FORMATS["mmpose0"], IMAGENET_RGB, "udp.pth"
+    )
+    assert len(report.loaded) == 1754 and not report.partial
     # the W48 HigherHRNet head is 48 channels wide (HigherHRNet's w48_640 config): a 32-wide one does not fit
     narrow = full_size_module(
         ["experiment=coco_higherhrnet_w48_640", "paradigm.head.deconv_channels=32"], tmp_path

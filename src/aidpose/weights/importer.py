@@ -245,8 +245,8 @@ def likely_cause(
         n, m = source_shape[0], model_shape[0]
         if n == 3 * num_keypoints:
             return (
-                f"the source predicts {n} = 3×{num_keypoints} maps: a UDP CombinedTarget (heatmap + offsets) model, "
-                "which aidpose does not decode; import its backbone alone: --format backbone --allow-partial"
+                f"the source predicts {n} = 3×{num_keypoints} maps: a UDP CombinedTarget (label + offsets) model; "
+                "build the model with paradigm/codec=udp_combined (the COCO experiments' target)"
             )
         return (
             f"joint count: the source predicts {n} maps, the model {m} ({num_keypoints} keypoints of the dataset's "
