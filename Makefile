@@ -46,6 +46,7 @@ bench: install
 	$(PY) scripts/bench_droppers.py
 	$(PY) scripts/bench_eval.py
 	$(PY) scripts/bench_bottomup.py
+	$(PY) scripts/bench_models.py
 
 ## the SynthPose AID study (docs/results/synthpose_aid.md): hours of CPU; resumes where it stopped
 reproduce-synthpose: install

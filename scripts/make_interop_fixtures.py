@@ -390,6 +390,56 @@ def small_mmpose_hrnet(input_size: tuple[int, int]) -> nn.Module:
     )
 
 
+# the reduced RSN: mmpose's structure (stages with skips and cross features, residual-steps blocks, every unit's
+# predictor) at small widths; mmpose's argument names and the aidpose overrides of the same network
+SMALL_RSN = dict(unit_channels=16, num_stages=2, num_units=2, num_blocks=[1, 1], num_steps=2,
+                 res_top_channels=16, expand_times=8)  # fmt: skip
+SMALL_RSN_LEVELS = [0, 1, 1, 2]  # per output (stage-major), its Megvii target level
+
+
+def mmpose_rsn(rsn: dict[str, Any], levels: list[int], input_size: tuple[int, int]) -> nn.Module:
+    """An mmpose 1.3.2 ``TopdownPoseEstimator``: ``RSN`` + ``MSPNHead``, MSE on the coarse units and OHKM on
+    each stage's last one (its zoo configs' losses), Megvii decoder."""
+    from mmengine.registry import init_default_scope
+    from mmpose.registry import MODELS
+
+    init_default_scope("mmpose")
+    units = rsn["num_units"]
+    loss = ([dict(type="KeypointMSELoss", use_target_weight=True, loss_weight=0.25)] * (units - 1)
+            + [dict(type="KeypointOHKMMSELoss", use_target_weight=True, loss_weight=1.0)]) * rsn["num_stages"]  # fmt: skip
+    codec = dict(type="MegviiHeatmap", input_size=input_size,
+                 heatmap_size=(input_size[0] // 4, input_size[1] // 4), kernel_size=5)  # fmt: skip
+    cfg = dict(
+        type="TopdownPoseEstimator",
+        data_preprocessor=dict(type="PoseDataPreprocessor", mean=list(MEAN), std=list(STD), bgr_to_rgb=True),
+        backbone=dict(type="RSN", **rsn),
+        head=dict(
+            type="MSPNHead", out_shape=(input_size[1] // 4, input_size[0] // 4), unit_channels=rsn["unit_channels"],
+            out_channels=NUM_KEYPOINTS, num_stages=rsn["num_stages"], num_units=units, level_indices=levels,
+            loss=loss, decoder=codec,
+        ),
+        test_cfg=dict(flip_test=True, flip_mode="heatmap", shift_heatmap=False),
+    )  # fmt: skip
+    return MODELS.build(cfg)
+
+
+def rsn_overrides(rsn: dict[str, Any], levels: list[int]) -> list[str]:
+    """aidpose's overrides of the same RSN: ``backbone=rsn50_x2`` resized, its codec levels and loss per output."""
+    last = [u == rsn["num_units"] - 1 for u in range(rsn["num_units"])] * rsn["num_stages"]
+    return [
+        "backbone=rsn50_x2",
+        *(f"backbone.{k}={hydra_value(rsn[m])}" for k, m in (
+            ("num_stages", "num_stages"), ("num_blocks", "num_blocks"), ("num_steps", "num_steps"),
+            ("unit_channels", "unit_channels"), ("stem_channels", "res_top_channels"),
+            ("expand_times", "expand_times"))),
+        f"head.num_units={rsn['num_units']}",
+        f"paradigm.codec.kernel_sizes={hydra_value([7, 5, 3][: max(levels) + 1])}",
+        f"paradigm.codec.level_indices={hydra_value(levels)}",
+        f"paradigm.loss.loss_weights={hydra_value([1.0 if x else 0.25 for x in last])}",
+        f"paradigm.loss.ohkm={hydra_value([str(x).lower() for x in last])}",
+    ]  # fmt: skip
+
+
 def udp_topdown(udp: types.ModuleType, extra: dict[str, Any], width: int, maps: int) -> nn.Module:
     """UDP-Pose's top-down model: HRNet + TopDownSimpleHead (1×1, ``maps`` outputs)."""
     head = udp.keypoint_heads.top_down_simple_head.TopDownSimpleHead(
@@ -476,6 +526,11 @@ def build_sources(refs: argparse.Namespace) -> dict[str, dict[str, Any]]:
         "mmpose_hrnet": fixture(
             "mmpose", "mmpose 1.3.2 TopdownPoseEstimator: HRNet + HeatmapHead (1×1)",
             randomise(small_mmpose_hrnet(TOPDOWN_INPUT), 1, topdown_batch, mmpose_run), TOPDOWN_INPUT, small_hrnet,
+        ),
+        "mmpose_rsn": fixture(
+            "mmpose", "mmpose 1.3.2 TopdownPoseEstimator: RSN (2 stages of 2 units) + MSPNHead",
+            randomise(mmpose_rsn(SMALL_RSN, SMALL_RSN_LEVELS, TOPDOWN_INPUT), 8, topdown_batch, mmpose_run),
+            TOPDOWN_INPUT, rsn_overrides(SMALL_RSN, SMALL_RSN_LEVELS),
         ),
         "mmpose_resnet": fixture(
             "mmpose", "mmpose 1.3.2 TopdownPoseEstimator: ResNet-50 + HeatmapHead (3 deconvolutions)",
@@ -594,6 +649,10 @@ def full_size_layouts(refs: argparse.Namespace) -> dict[str, dict[str, Any]]:
                       pose_hrnet.get_pose_net(hrnet_cfg, is_train=False)),
         "higherhrnet_w48": ("hrnet", "HigherHRNet-Human-Pose-Estimation w48_640", ["experiment=coco_higherhrnet_w48_640"],
                             higher.get_pose_net(higher_cfg, is_train=False)),
+        "mmpose_rsn50_x2": ("mmpose", "mmpose 1.3.2 2×RSN-50 + MSPNHead (td-hm_2xrsn50_8xb32-210e_coco-256x192)",
+                            ["backbone=rsn50_x2"],
+                            mmpose_rsn(dict(unit_channels=256, num_stages=2, num_units=4, num_blocks=[3, 4, 6, 3],
+                                            num_steps=4), [0, 1, 2, 3, 1, 2, 3, 4], (192, 256))),
         "mmpose_resnet50_backbone": ("backbone", "mmpose 1.3.2 ResNet-50 alone", ["backbone=resnet50"], ResNet(depth=50)),
         "mmpose_hrnet_w32_backbone": ("backbone", "mmpose 1.3.2 HRNet-W32 alone", ["backbone=hrnet_w32"],
                                       HRNet(extra=w32)),

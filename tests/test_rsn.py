@@ -31,8 +31,9 @@ from aidpose.models.rsn import (
     MSPNHead,
     create_rsn_backbone,
     create_rsn_pose_net,
-    map_mmpose_keys,
 )
+from aidpose.weights.formats import FORMATS
+from aidpose.weights.importer import describe_source, place_tensors
 
 DATA = Path(__file__).parent / "data" / "rsn"
 
@@ -88,10 +89,14 @@ def test_head_parameter_count_by_hand() -> None:
 
 
 def test_state_dict_keys_and_shapes_equal_mmpose_after_prefix_map() -> None:
+    # mmpose 1.x's key → shape list of 2×RSN-50, placed by the released-weights name maps (format mmpose)
     reference = load_state_dict_fixture()["state_dict"]["rsn50_x2"]
-    own = {k: list(v.shape) for k, v in create_rsn_pose_net("rsn50_x2").state_dict().items()}
-    mapped = {k: list(v) for k, v in map_mmpose_keys(reference).items()}
-    assert mapped == own
+    net = create_rsn_pose_net("rsn50_x2")
+    placed, unplaced = place_tensors(FORMATS["mmpose"], reference, net)
+    assert unplaced == []
+    own = {f"net.{k}": list(v.shape) for k, v in net.state_dict().items()}
+    assert {name: reference[source] for name, source in placed.items()} == own
+    assert describe_source(reference) == "2×RSN-50 (2 stages)"
 
 
 def test_reduced_rsn_reproduces_mmpose_outputs() -> None:
@@ -135,8 +140,9 @@ def test_architectures_and_errors() -> None:
         create_rsn_backbone("rsn101")
     with pytest.raises(ValueError, match="at least 2 units"):
         RSN(1, [3])
-    with pytest.raises(ValueError, match="under none of the prefixes"):
-        map_mmpose_keys({"keypoint_head.predict_layers.0.conv_layers.0.conv.weight": torch.zeros(1)})
+    # a name under neither mmpose part nor one of RSN's modules has no place (the import lists it as unused)
+    odd = ["keypoint_head.predict_layers.0.conv_layers.0.conv.weight", "backbone.fc.weight"]
+    assert place_tensors(FORMATS["mmpose"], odd, create_rsn_pose_net("rsn18")) == ({}, odd)
     head = MSPNHead(32, [17] * 4, num_stages=2, num_units=2)
     features = RSN(1, [1, 1], num_steps=2, unit_channels=32)(torch.zeros(1, 3, 64, 48))
     with pytest.raises(ValueError, match="got features of 1 stages with \\[2\\] units"):

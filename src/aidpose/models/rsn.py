@@ -8,8 +8,9 @@ supervision) and named constructors (:data:`RSN_ARCHITECTURES`, :func:`create_rs
 
 Module names follow mmpose 1.x's ``RSN`` backbone and ``MSPNHead`` (``mmpose/models/backbones/rsn.py``,
 ``mmpose/models/heads/heatmap_heads/mspn_head.py``) so that their checkpoints load by a prefix map
-(:data:`MMPOSE_PREFIXES`): a :class:`~aidpose.models.pose_net.PoseNet` of ``RSN`` + ``MSPNHead`` has exactly the
-tensor names and shapes of mmpose's ``backbone.*`` and ``head.*``. The unusual attribute names
+(``python -m aidpose.import_weights``, maps in :mod:`aidpose.weights.names`): a
+:class:`~aidpose.models.pose_net.PoseNet` of ``RSN`` + ``MSPNHead`` has exactly the tensor names and shapes of
+mmpose's ``backbone.*`` and ``head.*``. The unusual attribute names
 (``conv_bn_relu2_1_1``, ``multi_stage_rsn``, ``top.top``) are kept for that reason.
 """
 
@@ -379,9 +380,6 @@ RSN_ARCHITECTURES: dict[str, dict] = {
     "rsn50_x3": {"num_stages": 3, "num_blocks": (3, 4, 6, 3)},
 }
 
-# mmpose 1.x checkpoint prefix → prefix in PoseNet(RSN, MSPNHead) (an aidpose training checkpoint adds ``net.``)
-MMPOSE_PREFIXES: dict[str, str] = {"backbone.": "backbone.", "head.": "head."}
-
 
 def create_rsn_backbone(name: str, **overrides) -> RSN:
     """The RSN backbone called ``name`` (a key of :data:`RSN_ARCHITECTURES`); ``overrides`` replace its arguments."""
@@ -395,19 +393,3 @@ def create_rsn_pose_net(name: str, num_keypoints: int = 17, **overrides) -> Pose
     backbone = create_rsn_backbone(name, **overrides)
     head = partial(MSPNHead, num_stages=backbone.num_stages, num_units=backbone.num_units)
     return PoseNet(backbone, head, [num_keypoints] * (backbone.num_stages * backbone.num_units))
-
-
-def map_mmpose_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """An mmpose 1.x RSN checkpoint's ``state_dict`` renamed by :data:`MMPOSE_PREFIXES`.
-
-    A key under no known prefix is an error (nothing is dropped silently).
-    """
-    mapped = {}
-    for key, value in state_dict.items():
-        prefix = next((p for p in MMPOSE_PREFIXES if key.startswith(p)), None)
-        if prefix is None:
-            raise ValueError(
-                f"mmpose RSN checkpoint key {key!r} is under none of the prefixes {sorted(MMPOSE_PREFIXES)}"
-            )
-        mapped[MMPOSE_PREFIXES[prefix] + key[len(prefix) :]] = value
-    return mapped

@@ -220,7 +220,17 @@ def place_tensors(
 
 
 def describe_source(tensors: Mapping[str, torch.Tensor]) -> str:
-    """What the source's backbone looks like, from telltale tensors (HRNet width, ResNet block type)."""
+    """What the source's backbone looks like, from telltale tensors (HRNet width, ResNet block type, RSN stages
+    and depth)."""
+    rsn_blocks = {
+        m.groups()
+        for n in tensors
+        if (m := re.search(r"multi_stage_rsn\.(\d+)\.downsample\.layer3\.(\d+)\.", n))
+    }
+    if rsn_blocks:
+        stages = 1 + max(int(stage) for stage, _ in rsn_blocks)
+        depth = {2: "RSN-18", 6: "RSN-50"}.get(sum(stage == "0" for stage, _ in rsn_blocks), "an RSN")
+        return depth if stages == 1 else f"{stages}×{depth} ({stages} stages)"
     for name, tensor in tensors.items():
         if re.search(r"(^|\.)stage2\.0\.branches\.0\.0\.conv1\.weight$", name):
             return f"HRNet-W{tensor.shape[0]}"
@@ -240,7 +250,10 @@ def likely_cause(
     looks_like: str,
 ) -> str:
     """Why a source tensor does not fit its place in the model, in the words of the options to change."""
-    head_output = re.match(r"net\.head\.final(_quarter|_half)?\.(weight|bias)$", aidpose_name)
+    head_output = re.match(  # the layers that output the maps: HRNet/SimpleBaseline/HigherHRNet, MSPNHead
+        r"net\.head\.(final(_quarter|_half)?|predict_layers\.\d+\.conv_layers\.1\.(conv|bn))\.(weight|bias)$",
+        aidpose_name,
+    )
     if head_output and source_shape[0] != model_shape[0]:
         n, m = source_shape[0], model_shape[0]
         if n == 3 * num_keypoints:

@@ -5,8 +5,8 @@ head) into aidpose's (relative to ``net.backbone`` or ``net.head``). The referen
 layers alike (mmpose took HRNet's and SimpleBaseline's module names, UDP-Pose is mmpose), so one map per class
 serves every format; the formats only differ in the prefixes of :mod:`aidpose.weights.formats`.
 
-Adding a model (e.g. RSN) is one entry here per new module class: the rules from the reference's names to the
-module's own.
+Adding a model is one entry here per new module class: the rules from the reference's names to the module's own
+(RSN and its MSPNHead were written with mmpose 1.x's module names: their rule is the identity).
 """
 
 from __future__ import annotations
@@ -41,9 +41,13 @@ def _basic_block(match: re.Match[str]) -> str:
 # timm builds HRNet and ResNet with the reference's module names (conv1, bn1, layer1, transition1, stage2, ...)
 BACKBONES: dict[str, NameMap] = {
     "aidpose.models.backbones.TimmBackbone": NameMap(((r"^", "body."),)),
+    # mmpose 1.x RSN (mmpose/models/backbones/rsn.py): top.*, multi_stage_rsn.<stage>.{downsample,upsample}.*
+    "aidpose.models.rsn.RSN": NameMap(((r"^(?=top\.|multi_stage_rsn\.)", ""),)),
 }
 
 HEADS: dict[str, NameMap] = {
+    # mmpose 1.x MSPNHead (mmpose/models/heads/heatmap_heads/mspn_head.py): predict_layers.<stage·units+unit>.*
+    "aidpose.models.rsn.MSPNHead": NameMap(((r"^(?=predict_layers\.)", ""),)),
     # HRNet's 1×1 head: mmpose HeatmapHead / TopDownSimpleHead without deconvolutions, HRNet's final_layer
     "aidpose.models.heads.ConvHead": NameMap(((r"^final_layer\.", "final."),)),
     # SimpleBaseline: (deconv, BN, ReLU) × n in one flat Sequential everywhere, then final_layer
