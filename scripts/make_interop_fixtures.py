@@ -391,9 +391,10 @@ def small_mmpose_hrnet(input_size: tuple[int, int]) -> nn.Module:
 
 
 # the reduced RSN: mmpose's structure (stages with skips and cross features, residual-steps blocks, every unit's
-# predictor) at small widths; mmpose's argument names and the aidpose overrides of the same network
-SMALL_RSN = dict(unit_channels=16, num_stages=2, num_units=2, num_blocks=[1, 1], num_steps=2,
-                 res_top_channels=16, expand_times=8)  # fmt: skip
+# predictor) at small widths (mmpose's stem is 64 channels wide whatever res_top_channels says); mmpose's
+# argument names and the aidpose overrides of the same network
+SMALL_RSN = dict(unit_channels=8, num_stages=2, num_units=2, num_blocks=[1, 1], num_steps=2,
+                 res_top_channels=64, expand_times=4)  # fmt: skip
 SMALL_RSN_LEVELS = [0, 1, 1, 2]  # per output (stage-major), its Megvii target level
 
 

@@ -48,7 +48,8 @@ def as_list(outputs: object) -> list[torch.Tensor]:
 def test_every_model_family_has_a_fixture():
     formats = {fixture_meta(n)["format"] for n in FIXTURES}
     assert formats == {"mmpose", "mmpose0", "hrnet"}
-    assert {"mmpose_hrnet", "mmpose_resnet", "mmpose0_higherhrnet", "hrnet_higherhrnet"} <= set(FIXTURES)
+    families = {"mmpose_hrnet", "mmpose_resnet", "mmpose_rsn", "mmpose0_higherhrnet", "hrnet_higherhrnet"}
+    assert families <= set(FIXTURES)
     size = sum(f.stat().st_size for f in INTEROP.rglob("*") if f.is_file())
     assert size < 5e6  # a few MB in all
 
@@ -114,15 +115,16 @@ def layout_tensors(name: str) -> dict[str, torch.Tensor]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "name", ["mmpose_hrnet_w32", "mmpose_hrnet_w48", "hrnet_w48", "mmpose_resnet50", "udp_higherhrnet_w32",
-             "udp_higherhrnet_w48", "higherhrnet_w48"],
+    "name", ["mmpose_hrnet_w32", "mmpose_hrnet_w48", "hrnet_w48", "mmpose_resnet50", "mmpose_rsn50_x2",
+             "udp_higherhrnet_w32", "udp_higherhrnet_w48", "higherhrnet_w48"],
 )  # fmt: skip
 def test_full_size_models_correspond_one_to_one(name, tmp_path):
     layout = LAYOUTS[name]
     module = full_size_module(layout["overrides"], tmp_path)
     report = match_tensors(module, layout_tensors(name), FORMATS[layout["format"]], IMAGENET_RGB, name)
     assert len(report.loaded) == len(layout["tensors"]) and not report.partial
-    assert len(report.off_path) == (0 if "resnet" in name else 78)  # HRNet: the fusions the head never reads
+    # HRNet: the fusions the head never reads; ResNet and RSN use every tensor
+    assert len(report.off_path) == (0 if "resnet" in name or "rsn" in name else 78)
 
 
 @pytest.mark.slow

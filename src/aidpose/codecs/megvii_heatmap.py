@@ -24,8 +24,10 @@ from aidpose.codecs.udp_heatmap import (
     _to_numpy,
     check_heatmap_sizes,
     checked_size,
+    crop_person,
     flip_back_heatmaps,
     gaussian_blur_heatmaps,
+    scored_people,
 )
 from aidpose.geometry.affine import apply_affine
 
@@ -195,13 +197,9 @@ class MegviiHeatmapCodec(KeypointCodec):
     def encode(self, keypoints: np.ndarray, visible: np.ndarray) -> dict[str, np.ndarray]:
         """``heatmaps`` ``(L, K, h, w)`` (one level per kernel size, peak 255) and ``keypoint_weights`` ``(K,)``
         of the one person ``(1, K, 2)`` of a crop (see :func:`encode_multilevel_megvii_heatmaps`)."""
-        if len(keypoints) != 1:
-            raise ValueError(
-                f"MegviiHeatmapCodec encodes the one person of a crop, got {len(keypoints)} people"
-            )
-        weights = (np.asarray(visible[0]) > 0).astype(np.float32)
+        person, weights = crop_person(keypoints, visible, "MegviiHeatmapCodec")
         heatmaps, weights = encode_multilevel_megvii_heatmaps(
-            keypoints[0], weights, self.input_size, self.heatmap_size, self.kernel_sizes
+            person, weights, self.input_size, self.heatmap_size, self.kernel_sizes
         )
         return {"heatmaps": heatmaps, "keypoint_weights": weights}
 
@@ -227,5 +225,4 @@ class MegviiHeatmapCodec(KeypointCodec):
         last = outputs[-1] if isinstance(outputs, (list, tuple)) else outputs
         crop_xy, scores = decode_megvii_heatmaps(last, self.input_size, self.blur_kernel)
         image_xy = apply_affine(crop_xy.astype(np.float64), np.asarray(to_image))
-        keypoints = np.concatenate([image_xy, scores[..., None]], axis=-1).astype(np.float32)
-        return Prediction(keypoints, keypoints[..., 2].mean(axis=1))
+        return scored_people(np.concatenate([image_xy, scores[..., None]], axis=-1).astype(np.float32))

@@ -30,7 +30,9 @@ from aidpose.codecs.udp_heatmap import (
     _to_numpy,
     check_heatmap_sizes,
     checked_size,
+    crop_person,
     heatmap_to_input,
+    scored_people,
     udp_stride,
 )
 from aidpose.geometry.affine import apply_affine
@@ -214,13 +216,9 @@ class UDPCombinedCodec(KeypointCodec):
     def encode(self, keypoints: np.ndarray, visible: np.ndarray) -> dict[str, np.ndarray]:
         """``heatmaps`` ``(3K, h, w)`` (label, x-, y-offset per keypoint) and ``keypoint_weights`` ``(K,)`` of the
         one person ``(1, K, 2)`` of a crop (keypoints in input pixels; see :func:`encode_udp_combined`)."""
-        if len(keypoints) != 1:
-            raise ValueError(
-                f"UDPCombinedCodec encodes the one person of a crop, got {len(keypoints)} people"
-            )
-        weights = (np.asarray(visible[0]) > 0).astype(np.float32)
+        person, weights = crop_person(keypoints, visible, "UDPCombinedCodec")
         heatmaps, weights = encode_udp_combined(
-            keypoints[0], weights, self.input_size, self.heatmap_size, self.radius_factor
+            person, weights, self.input_size, self.heatmap_size, self.radius_factor
         )
         return {"heatmaps": heatmaps, "keypoint_weights": weights}
 
@@ -237,4 +235,4 @@ class UDPCombinedCodec(KeypointCodec):
             outputs, np.asarray(to_image), self.input_size, self.heatmap_size, self.radius_factor,
             self.blur_kernel, self.offset_blur_kernel,
         )  # fmt: skip
-        return Prediction(keypoints, keypoints[..., 2].mean(axis=1))
+        return scored_people(keypoints)

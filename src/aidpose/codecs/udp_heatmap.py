@@ -227,6 +227,19 @@ def check_heatmap_sizes(
     )
 
 
+def crop_person(keypoints: np.ndarray, visible: np.ndarray, codec: str) -> tuple[np.ndarray, np.ndarray]:
+    """The one person ``(1, K, 2)`` of a top-down crop as keypoints ``(K, 2)`` and weights ``(K,)`` (1 where
+    labelled), or an error naming ``codec``."""
+    if len(keypoints) != 1:
+        raise ValueError(f"{codec} encodes the one person of a crop, got {len(keypoints)} people")
+    return keypoints[0], (np.asarray(visible[0]) > 0).astype(np.float32)
+
+
+def scored_people(keypoints: np.ndarray) -> Prediction:
+    """People ``(N, K, 3)`` in image pixels, each scored by the mean of its keypoint scores (top-down crops)."""
+    return Prediction(keypoints, keypoints[..., 2].mean(axis=1))
+
+
 @dataclass(frozen=True)
 class UDPHeatmapCodec(KeypointCodec):
     """Top-down UDP heatmaps: one Gaussian heatmap per keypoint of one person's crop (the
@@ -272,11 +285,9 @@ class UDPHeatmapCodec(KeypointCodec):
     def encode(self, keypoints: np.ndarray, visible: np.ndarray) -> dict[str, np.ndarray]:
         """``heatmaps`` ``(K, h, w)`` and ``keypoint_weights`` ``(K,)`` of the one person ``(1, K, 2)`` of a
         crop (keypoints in input pixels; a labelled keypoint weighs 1, see :func:`encode_udp_heatmaps`)."""
-        if len(keypoints) != 1:
-            raise ValueError(f"UDPHeatmapCodec encodes the one person of a crop, got {len(keypoints)} people")
-        weights = (np.asarray(visible[0]) > 0).astype(np.float32)
+        person, weights = crop_person(keypoints, visible, "UDPHeatmapCodec")
         heatmaps, weights = encode_udp_heatmaps(
-            keypoints[0], weights, self.input_size, self.heatmap_size, self.sigma
+            person, weights, self.input_size, self.heatmap_size, self.sigma
         )
         return {"heatmaps": heatmaps, "keypoint_weights": weights}
 
@@ -289,7 +300,8 @@ class UDPHeatmapCodec(KeypointCodec):
     def decode(self, outputs: np.ndarray | torch.Tensor, to_image: np.ndarray) -> Prediction:
         """Heatmaps ``(N, K, h, w)`` of N crops and their crop → image matrices ``(N, 2, 3)`` → the N people:
         keypoints ``(N, K, 3)`` [x, y, score] in image pixels, scored by their mean keypoint score."""
-        keypoints = decode_to_image(
-            outputs, np.asarray(to_image), self.input_size, self.heatmap_size, self.blur_kernel
+        return scored_people(
+            decode_to_image(
+                outputs, np.asarray(to_image), self.input_size, self.heatmap_size, self.blur_kernel
+            )
         )
-        return Prediction(keypoints, keypoints[..., 2].mean(axis=1))
