@@ -138,6 +138,7 @@ def test_one_training_step_with_validation_and_panels(paradigm, dataset, coco_mi
 @pytest.mark.slow
 @pytest.mark.parametrize("option", ["udp_combined", "rsn50_x2"])
 def test_debug_fast_training_run_of_a_codec_option(option, tmp_path):
+    from aidpose import load_model
     from aidpose.train import train
 
     overrides, _, _ = CODEC_OPTIONS[option]
@@ -148,3 +149,9 @@ def test_debug_fast_training_run_of_a_codec_option(option, tmp_path):
     metrics = train(cfg)
     summary = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert summary["status"] == "finished" and summary["global_step"] == 2 and "AP" in metrics
+    # its checkpoint rebuilds the same model and codec (RSN's config has no pretrained/weights keys to reset)
+    module = load_model(Path(cfg.paths.output_dir) / "last.ckpt")
+    assert type(module.codec).__name__ == CODEC_OPTIONS[option][1]
+    with torch.no_grad():
+        outputs = module(torch.zeros(1, 3, 96, 64, dtype=torch.uint8))
+    assert len(outputs if isinstance(outputs, list) else [outputs]) == CODEC_OPTIONS[option][2][0]
