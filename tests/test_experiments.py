@@ -197,6 +197,8 @@ def test_bottomup_rows_are_the_papers_setting(experiment, tmp_path):
     assert cfg.paradigm.input_size == [side, side] and list(cfg.test.scales) == scales
     codec = build_codec(cfg)  # HigherHRNet's multi-scale grouping: the tags of scale 1 only
     assert codec.tags_all_scales is False and list(codec.scales) == scales
+    # the official test inputs (multiples of 64 from the smallest scale) and DARK-UDP before filling (UDP-Pose)
+    assert (codec.size_divisor, codec.size_rule, codec.dark_before_fill) == (64, "higherhrnet", True)
     # HigherHRNet's and UDP-Pose's schedule: Adam lr 1e-3, 300 epochs, ×0.1 at 200 and 260
     schedule = build_schedule(cfg)
     assert (schedule.scaled_epochs, cfg.schedule.lr, list(cfg.schedule.milestones)) == (300, 1e-3, [200, 260])
