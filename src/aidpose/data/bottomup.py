@@ -75,7 +75,7 @@ class BottomUpValDataset(Dataset):
     """The bottom-up validation (and test) set: every image of a COCO-format file, warped for whole-image
     inference at each of the codec's test scales (``AssociativeEmbeddingCodec.test_inputs``: short side →
     the codec's input size at scale 1, sides padded to multiples of its ``size_divisor``). Images without annotations are
-    included (their detections count in the metrics).
+    included (their detections count in the metrics); a file of images only (COCO test-dev) is read too.
 
     Items: ``index``, ``image_id``, ``images`` (one (3, h_s, w_s) uint8 RGB per scale) and ``matrices``
     (one 2×3 image → input matrix per scale). Images differ in size: :meth:`collate` batches items as a list.
@@ -107,7 +107,7 @@ class BottomUpValDataset(Dataset):
         self.image_dir = str(image_dir)
         self.codec = codec
         self.image_reader = ImageReader(skip_unreadable_images)
-        self.coco = load_coco(ann_file, layout)
+        self.coco = load_coco(ann_file, layout, images_only=True)  # COCO test-dev: images only
         self.image_ids = np.array(sorted(self.coco.imgs), dtype=np.int64)
         self.files = [os.path.join(image_dir, self.coco.imgs[int(i)]["file_name"]) for i in self.image_ids]
         people = sum(is_labelled_person(ann) for ann in self.coco.anns.values())

@@ -25,7 +25,8 @@ class TrainPart:
 class DataSplits:
     """Annotation file and image folder of the train and val splits; a mix adds training sets
     (``extra_train``), sampled with the train split's ``train_ratio`` and their own ratios
-    (``aidpose.data.mixed.MixedDataset``)."""
+    (``aidpose.data.mixed.MixedDataset``); a test file (``test_ann``, e.g. COCO test-dev's images without
+    annotations) is what ``aidpose.evaluate`` evaluates in place of the val split."""
 
     train_ann: Path
     train_images: Path
@@ -33,6 +34,8 @@ class DataSplits:
     val_images: Path
     train_ratio: float = 1.0
     extra_train: tuple[TrainPart, ...] = ()
+    test_ann: Path | None = None
+    test_images: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,11 @@ class SynthPoseSource:
 
 @dataclass(frozen=True)
 class CocoSource:
-    """A COCO-format dataset folder (COCO keypoints, CrowdPose): ``root`` + relative file names."""
+    """A COCO-format dataset folder (COCO keypoints, CrowdPose): ``root`` + relative file names.
+
+    ``test_file`` (relative to ``root`` or absolute; e.g. ``annotations/image_info_test-dev2017.json``, images
+    only) with its images in ``test_images``: the set ``aidpose.evaluate`` evaluates instead of the val split.
+    """
 
     root: str
     train_ann: str
@@ -75,16 +82,28 @@ class CocoSource:
     val_ann: str
     val_images: str
     download_hint: str = ""
+    test_file: str | None = None
+    test_images: str = "test2017"
 
     def prepare(self) -> DataSplits:
         root = Path(self.root)
+        test = self.test_file is not None
         splits = DataSplits(
             train_ann=root / self.train_ann,
             train_images=root / self.train_images,
             val_ann=root / self.val_ann,
             val_images=root / self.val_images,
+            test_ann=root / self.test_file if test else None,
+            test_images=root / self.test_images if test else None,
         )
-        for name in ("train_ann", "train_images", "val_ann", "val_images"):
+        names = (
+            "train_ann",
+            "train_images",
+            "val_ann",
+            "val_images",
+            *(("test_ann", "test_images") if test else ()),
+        )
+        for name in names:
             path = getattr(splits, name)
             if not path.exists():
                 raise FileNotFoundError(

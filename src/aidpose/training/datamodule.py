@@ -75,8 +75,13 @@ class PoseDataModule(pl.LightningDataModule):
         self.splits = self.source.prepare()
         if stage in (None, "fit") and self.train_dataset is None:
             self.train_dataset = self.build_train_dataset()
-        if self.val_dataset is None:
-            self.val_dataset = self.make_val(self.splits.val_ann, self.splits.val_images)
+        if self.val_dataset is None:  # testing a source with a test file (COCO test-dev) evaluates that file
+            test = stage == "test" and self.splits.test_ann is not None
+            splits = self.splits
+            ann, images = (
+                (splits.test_ann, splits.test_images) if test else (splits.val_ann, splits.val_images)
+            )
+            self.val_dataset = self.make_val(ann, images)
 
     def build_train_dataset(self, **options: Any) -> Dataset:
         """The training set of the splits (``options``: dataset arguments to replace, e.g. ``dropper``): the train
