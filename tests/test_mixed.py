@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,9 +16,8 @@ from aidpose.data.mixed import MixedDataset, locate, mixed_lengths
 from aidpose.data.pipeline import SampleKey
 from aidpose.data.sources import ExtraTrainSource
 from aidpose.evaluation.api import evaluate_results
+from tests.conftest import AIC_MINI
 from tests.helpers import compose_config, run_cli
-
-AIC_MINI = Path(__file__).parent / "data" / "aic_mini"
 
 
 class Items:
