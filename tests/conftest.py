@@ -24,6 +24,7 @@ if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COCO_MINI = REPO_ROOT / "tests" / "data" / "coco_mini"
+AIC_MINI = REPO_ROOT / "tests" / "data" / "aic_mini"  # AI Challenger-format people on coco_mini's photos
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 
+from tests.conftest import COCO_MINI
 from tests.helpers import REPO_ROOT, cli_env, run_cli
 
 pytestmark = pytest.mark.slow
@@ -55,6 +56,21 @@ def test_bottomup_multirun_then_evaluate_and_predict(tmp_path):
     assert evaluated["codec"]["scales"] == [0.5, 1.0, 2.0] and evaluated["codec"]["flip_test"] is True
     assert evaluated["data"]["images"] == 6 and "AP" in evaluated["metrics"]
     assert json.loads((eval_dir / "results.json").read_text()) == []  # one epoch of 2 batches finds no one
+    # COCO test-dev's way: a file of images only, no boxes needed; results written, no metric
+    testdev_dir = tmp_path / "testdev"
+    proc = run_cli(
+        "aidpose.evaluate", f"ckpt_path={ckpt_path}", "dataset=coco", f"dataset.source.root={COCO_MINI}",
+        "dataset.source.train_ann=test_coco.json", "dataset.source.val_ann=test_coco.json",
+        "dataset.source.train_images=.", "dataset.source.val_images=.", "dataset.source.test_file=image_info_test.json",
+        "dataset.source.test_images=.", f"hydra.run.dir={testdev_dir}", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no metric can be computed without ground truth" in proc.stdout
+    testdev = json.loads((testdev_dir / "metrics.json").read_text())
+    assert testdev["metrics"] == {} and testdev["ground_truth"] is False and testdev["data"]["images"] == 4
+    results = json.loads((testdev_dir / "results.json").read_text())
+    assert all(set(r) == {"image_id", "category_id", "keypoints", "score"} for r in results)
+    assert {r["image_id"] for r in results} <= {785, 40083, 196141, 197388}
     proc = run_cli("aidpose.evaluate", f"ckpt_path={ckpt_path}", "test.occlusion=cutout", cwd=tmp_path)
     assert proc.returncode != 0 and "evaluate it without test.occlusion" in proc.stderr
     script = REPO_ROOT / "scripts" / "diagnose_bottomup.py"

@@ -20,12 +20,14 @@ from aidpose.codecs.grouping import (
     fill_missing_joints,
     group_by_tags,
     heatmap_nms,
+    person_tags_at,
+    quarter_pixel_shift,
     top_k_candidates,
 )
 from aidpose.codecs.udp_heatmap import heatmap_to_image_matrix, refine_dark_udp, udp_stride
 from aidpose.data.keypoints import COCO
 from aidpose.geometry.affine import apply_affine, invert_affine
-from aidpose.geometry.inference import inference_warps
+from aidpose.geometry.inference import inference_sizes, inference_warps
 
 
 def test_heatmaps_peak_at_subpixel_centre_and_take_max_of_overlaps() -> None:
@@ -225,6 +227,73 @@ def test_inference_warps_cover_the_same_region_at_every_scale() -> None:
     )
 
 
+def test_official_test_sizes_pad_to_64_from_the_smallest_scale() -> None:
+    """HigherHRNet's get_multi_scale_size (lib/utils/transforms.py lines 155-176) on a 640×425 image, input 512."""
+    # one scale: short side 425 → 512; long side 512 · 640/425 ≈ 771.0 → 832 (multiple of 64; aidpose's 32: 800)
+    assert inference_sizes((640, 425), 512, [1.0], 64, "higherhrnet")[1] == [(832, 512)]
+    assert inference_sizes((425, 640), 512, [1.0], 64, "higherhrnet")[1] == [(512, 832)]
+    # scales 0.5, 1, 2: sizes from the smallest, 256 and 256 · 640/425 ≈ 385.5 → 448, times 1, 2 and 4
+    region, sizes = inference_sizes((640, 425), 512, [0.5, 1.0, 2.0], 64, "higherhrnet")
+    assert sizes == [(448, 256), (896, 512), (1792, 1024)]
+    # aidpose's rule rounds every scale from scale 1's (832, 512): 416 → 384 (round half to even), 1664
+    assert inference_sizes((640, 425), 512, [0.5, 1.0, 2.0], 64, "aidpose")[1] == [
+        (384, 256),
+        (832, 512),
+        (1664, 1024),
+    ]
+    # the region's short side is the image's (424 px between its first and last pixel centres)
+    np.testing.assert_allclose(region, [447 * 424 / 255, 424])
+    codec = AssociativeEmbeddingCodec(
+        (512, 512), [(128, 128)], scales=[0.5, 1.0, 2.0], size_divisor=64, size_rule="higherhrnet"
+    )
+    images, matrices = codec.test_inputs(np.zeros((425, 640, 3), np.uint8))
+    assert [image.shape for image in images] == [(3, 256, 448), (3, 512, 896), (3, 1024, 1792)]
+    assert matrices.shape == (3, 2, 3)
+    with pytest.raises(ValueError, match="size_rule"):
+        inference_sizes((640, 425), 512, [1.0], 64, "mmpose")
+
+
+def test_quarter_pixel_shift_and_person_tags_at_refined_joints() -> None:
+    heat = np.zeros((1, 4, 5), np.float32)
+    heat[0, 1, 2], heat[0, 1, 3], heat[0, 1, 1] = 1.0, 0.5, 0.2  # right higher; above = below = 0
+    assert quarter_pixel_shift(heat, np.array([[[2.0, 1.0]]])).tolist() == [[[2.25, 0.75]]]
+    # at the border the neighbour outside is the pixel itself: (2, 0) compares (2, 1) with (2, 0) in y
+    assert quarter_pixel_shift(heat, np.array([[[2.0, 0.0]]])).tolist() == [[[1.75, 0.25]]]
+    tags = np.zeros((2, 4, 5, 1), np.float32)
+    tags[0, 1, 2], tags[1, 3, 4], tags[1, 0, 0] = 2.0, 4.0, 9.0
+    # joint 0 at (2.7, 1.2) reads pixel (2, 1); joint 1 at (5.5, 3.9) is clipped to (4, 3); a missing joint
+    # (heat 0) does not count
+    keypoints = np.array([[[2.7, 1.2, 0.9], [5.5, 3.9, 0.4]], [[2.7, 1.2, 0.9], [0.0, 0.0, 0.0]]])
+    np.testing.assert_allclose(person_tags_at(tags, keypoints), [[3.0], [2.0]])
+
+
+def test_dark_before_or_after_filling_moves_the_filled_joint_differently() -> None:
+    """Joint 0 found at a pixel-centred peak, joint 1 too weak to group (0.08 < detection_threshold) and filled."""
+    heat = encode_bottomup_heatmaps(np.array([[[2.0, 2.0], [5.3, 4.0]]]), np.array([[2, 2]]), (12, 10), 1.0)
+    heat[1] *= 0.08
+    tags = np.zeros((2, 10, 12, 1), np.float32)
+    identity = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+    def decode(dark_before_fill: bool) -> np.ndarray:
+        codec = AssociativeEmbeddingCodec(
+            (48, 40), [(12, 10)], dark_before_fill=dark_before_fill, nms_kernel=3
+        )
+        prediction = codec.decode((heat, tags), identity)
+        # the person's score: joint 0's heat over 2 joints, before filling
+        assert prediction.scores.tolist() == pytest.approx([0.5])
+        return prediction.keypoints[0]
+
+    after, before = decode(False), decode(True)
+    peak = 0.08 * np.exp(-(0.3**2) / 2)  # joint 1's heat at its maximum pixel (5, 4)
+    # fill, then DARK-UDP on every joint: joint 1 back at its sub-pixel centre
+    np.testing.assert_allclose(after[1], [5.3, 4.0, peak], atol=0.05)
+    # DARK-UDP, then fill: joint 1 at its maximum (5, 4) plus a quarter pixel towards the higher neighbour in x
+    # (6 is 0.7 from 5.3, 4 is 1.3) and minus a quarter in y (rows 3 and 5 are equally high)
+    np.testing.assert_allclose(before[1], [5.25, 3.75, peak], rtol=1e-5)
+    np.testing.assert_allclose(before[0], [2.0, 2.0, 1.0], atol=1e-4)
+    np.testing.assert_allclose(after[0], before[0], atol=1e-4)
+
+
 def test_encode_decode_round_trip_recovers_keypoints_in_image_pixels() -> None:
     """People encoded in a warped image, decoded with ideal tags, come back through the inverse affine."""
     rng = np.random.default_rng(2)
@@ -279,3 +348,5 @@ def test_codec_rejects_bad_options() -> None:
         AssociativeEmbeddingCodec((64, 64), [(16, 16)], scales=[])
     with pytest.raises(ValueError, match="blur_kernel"):
         AssociativeEmbeddingCodec((64, 64), [(16, 16)], blur_kernel=4)
+    with pytest.raises(ValueError, match="size_rule"):
+        AssociativeEmbeddingCodec((64, 64), [(16, 16)], size_rule="mmpose")

@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 from aidpose.builders import build_codec, build_module
 from aidpose.codecs.base import KeypointCodec
 from aidpose.training.callbacks import instantiate_group
+from tests.conftest import AIC_MINI
 from tests.helpers import CONF_DIR, compose_config, write_crowdpose
 
 
@@ -113,11 +114,18 @@ def test_one_training_step_with_validation_and_panels(paradigm, dataset, coco_mi
         panels[key] = len(images)
 
     monkeypatch.setattr(pl.loggers.WandbLogger, "log_image", log_image)
+    coco = [
+        f"dataset.source.root={coco_mini}", "dataset.source.train_ann=test_coco.json",
+        "dataset.source.val_ann=test_coco.json", "dataset.source.train_images=.", "dataset.source.val_images=.",
+    ]  # fmt: skip
+    aic = ["aic_train.json", "../coco_mini"]
     data = {
-        "coco": [
-            f"dataset.source.root={coco_mini}", "dataset.source.train_ann=test_coco.json",
-            "dataset.source.val_ann=test_coco.json", "dataset.source.train_images=.", "dataset.source.val_images=.",
-        ],
+        "coco": coco,
+        "aic": [f"dataset.source.root={AIC_MINI}", f"dataset.source.train_ann={aic[0]}",
+                f"dataset.source.val_ann={aic[0]}", f"dataset.source.train_images={aic[1]}",
+                f"dataset.source.val_images={aic[1]}"],
+        "coco_aic": [*coco, f"dataset.source.extra.aic.root={AIC_MINI}", f"dataset.source.extra.aic.train_ann={aic[0]}",
+                     f"dataset.source.extra.aic.train_images={aic[1]}"],
         "crowdpose": [],
         "synthpose": [],
     }[dataset]  # fmt: skip

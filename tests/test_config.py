@@ -37,8 +37,10 @@ def test_every_axis_has_a_group():
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes_and_resolves(group, option, tmp_path):
     bottomup = option in ("bottomup", "synthpose_cpu_bottomup") or "higherhrnet" in option
-    # the bottom-up CPU default is picked through paradigm=bottomup (experiment=synthpose_cpu_${paradigm})
-    extra = ["paradigm=bottomup"] if option == "synthpose_cpu_bottomup" else []
+    # the bottom-up CPU default is picked through paradigm=bottomup (experiment=synthpose_cpu_${paradigm}); the
+    # official bottom-up test options (test=higherhrnet) are a bottom-up codec's
+    picked_by_paradigm = ("experiment=synthpose_cpu_bottomup", "test=higherhrnet")
+    extra = ["paradigm=bottomup"] if f"{group}={option}" in picked_by_paradigm else []
     cfg = compose_config([f"{group}={option}", *extra], tmp_path)
     resolved = plain_config(cfg)
     assert resolved["paradigm"]["name"] == ("bottomup" if bottomup else "topdown")

@@ -72,12 +72,14 @@ BOTTOMUP_ROWS = {
 
 # the AID authors' released recipes (UDP-Pose, branch mmpose), fine-tuning an imported UDP model
 RELEASED = {"coco/aid_release_hrnet_w32_256x192", "coco/aid_release_higherhrnet_w32_512"}
+# Table 2's "with AI Challenger data" row, run with the closest public model (HRNet-W48 384×288)
+AIC_ROWS = {"coco/hrnet_w48_384x288_aic": "coco/hrnet_w48_384x288"}
 
 
 def test_every_experiment_file_is_tested():
     files = {str(p.relative_to(EXPERIMENTS).with_suffix("")) for p in EXPERIMENTS.rglob("*.yaml")}
     grids = {"coco/table4", "coco/table4_bottomup", "coco/table5", "synthpose/table4", "synthpose/table5"}
-    assert files == {*DEFAULTS_AND_BOTTOMUP, *BOTTOMUP_ROWS, *ROWS, *RSN_ROWS, *TABLE5, *grids, *RELEASED}
+    assert files == {*DEFAULTS_AND_BOTTOMUP, *BOTTOMUP_ROWS, *ROWS, *RSN_ROWS, *TABLE5, *grids, *RELEASED, *AIC_ROWS}
 
 
 def assert_combined_target(cfg, heatmap_size: list[int]) -> None:
@@ -86,6 +88,24 @@ def assert_combined_target(cfg, heatmap_size: list[int]) -> None:
     assert isinstance(codec, UDPCombinedCodec) and codec.heatmap_size == tuple(heatmap_size)
     assert (codec.radius_factor, codec.blur_kernel, codec.offset_blur_kernel) == (0.0546875, 15, 7)
     assert cfg.paradigm.loss._target_.endswith("CombinedTargetMSELoss")
+
+
+@pytest.mark.parametrize("experiment", sorted(AIC_ROWS))
+def test_the_row_with_ai_challenger_data_is_its_coco_row_on_the_mix(experiment, tmp_path):
+    options = ["dropper=cutout", "schedule=s2"]
+    cfg = compose_config([f"experiment={experiment}", *options], tmp_path)
+    coco = compose_config([f"experiment={AIC_ROWS[experiment]}", *options], tmp_path)
+    assert (cfg.dataset.name, cfg.dataset.layout, cfg.dataset.metric) == ("coco_aic", "coco", "coco")
+    # the same model, input, target, schedule, dropper and detector boxes as the row without AIC
+    for key in ("paradigm", "backbone", "head", "schedule", "dropper", "test"):
+        assert cfg[key] == coco[key], key
+    # COCO's train and val files; AIC's training people added once per epoch (mmpose's merge config)
+    source = cfg.dataset.source
+    assert {k: source[k] for k in coco.dataset.source if k != "_target_"} == {
+        k: v for k, v in coco.dataset.source.items() if k != "_target_"
+    }
+    assert (source.ratio, source.extra.aic.ratio) == (1.0, 1.0)
+    assert source.extra.aic.train_ann == "annotations/aic_train.json"
 
 
 def test_released_aid_recipes_are_the_authors_settings(tmp_path):
@@ -234,6 +254,8 @@ def test_bottomup_rows_are_the_papers_setting(experiment, tmp_path):
     assert cfg.paradigm.input_size == [side, side] and list(cfg.test.scales) == scales
     codec = build_codec(cfg)  # HigherHRNet's multi-scale grouping: the tags of scale 1 only
     assert codec.tags_all_scales is False and list(codec.scales) == scales
+    # the official test inputs (multiples of 64 from the smallest scale) and DARK-UDP before filling (UDP-Pose)
+    assert (codec.size_divisor, codec.size_rule, codec.dark_before_fill) == (64, "higherhrnet", True)
     # HigherHRNet's and UDP-Pose's schedule: Adam lr 1e-3, 300 epochs, ×0.1 at 200 and 260
     schedule = build_schedule(cfg)
     assert (schedule.scaled_epochs, cfg.schedule.lr, list(cfg.schedule.milestones)) == (300, 1e-3, [200, 260])

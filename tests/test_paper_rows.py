@@ -41,7 +41,7 @@ def test_every_command_composes(label, command, tmp_path) -> None:
     if "-m" in args:
         assert cfg.hydra.sweeper.params, f"row {label}: a -m command needs the file's sweep"
     paradigm = "bottomup" if label.startswith(("3.", "4.2")) else "topdown"
-    assert cfg.paradigm.name == paradigm and cfg.dataset.name in ("coco", "crowdpose")
+    assert cfg.paradigm.name == paradigm and cfg.dataset.name in ("coco", "coco_aic", "crowdpose")
     if label.startswith("E") or label == "all":
         assert cfg.test.boxes == "gt"  # the paper reports Table 5 on ground-truth boxes
     elif paradigm == "topdown":

@@ -3,6 +3,9 @@
 Rebuilds the model from the checkpoint's stored run config, runs ``trainer.test`` on the val split
 (under DDP every rank's predictions are gathered and padding duplicates removed before scoring) and
 writes into the Hydra run folder ``results.json`` (COCO keypoint results) and ``metrics.json``. With
+``dataset.source.test_file=FILE`` (images only, e.g. COCO test-dev's ``image_info_test-dev2017.json``) it
+predicts that file's images instead: ``results.json`` is then the file to submit to the COCO evaluation server,
+and no metric is computed (there is no ground truth). With
 ``test.occlusion=DROPPER`` it re-evaluates under test-time occlusion (:mod:`aidpose.evaluation.occlusion`)
 and writes ``occlusion.json`` (AP versus measured occluded area) and ``occlusion.png``.
 """
@@ -31,6 +34,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     import pytorch_lightning as pl
 
     from aidpose.builders import build_datamodule, config_from_checkpoint, load_module_from_checkpoint
+    from aidpose.data.coco import has_annotations
     from aidpose.data.occlusion import OccludedDataset
     from aidpose.evaluation.api import format_metrics
     from aidpose.evaluation.occlusion import occlusion_droppers, occlusion_rows, write_occlusion_report
@@ -47,6 +51,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     occlusion_param, droppers = occlusion_droppers(run.test)
     seed = int(run.test.occlusion_seed)
     datamodule.setup("test")
+    images_only = not has_annotations(datamodule.val_dataset.coco)
+    if images_only and droppers:
+        raise ValueError(
+            f"test.occlusion={run.test.occlusion} measures AP under occlusion, but {datamodule.val_dataset.ann_file} "
+            "lists images only (no annotations): drop test.occlusion or dataset.source.test_file"
+        )
     occluded = [
         (level, OccludedDataset(datamodule.val_dataset, dropper, seed)) for level, dropper in droppers
     ]
@@ -71,6 +81,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "ckpt_path": ckpt_path,
         "dataset": run.dataset.name,
         "ann_file": val.ann_file,
+        "ground_truth": not images_only,
         "data": val.summary,
         "num_results": len(module.last_results),
         "test": OmegaConf.to_container(run.test, resolve=True),
@@ -82,10 +93,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:
         (run_dir / "results.json").write_text(json.dumps(module.last_results))
         (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
-        print(
-            f"\n[aidpose] {run.dataset.name} val, {val.summary.get('instances')} instances, ckpt {ckpt_path}"
-        )
-        print(format_metrics(metrics))
+        if images_only:
+            print(
+                f"\n[aidpose] {val.ann_file} lists images only (no annotations): no metric can be computed without "
+                f"ground truth. results.json ({len(module.last_results)} poses on {val.summary.get('images')} "
+                "images) is in the COCO results format the evaluation server scores (e.g. COCO test-dev)."
+            )
+        else:
+            print(
+                f"\n[aidpose] {run.dataset.name} val, {val.summary.get('instances')} instances, ckpt {ckpt_path}"
+            )
+            print(format_metrics(metrics))
         print(f"[aidpose] results.json and metrics.json in {run_dir}")
     if occluded:
         rows = occlusion_rows(trainer, module, datamodule, occluded, meter, metrics)

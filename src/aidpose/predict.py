@@ -2,7 +2,9 @@
 
 Writes into ``output``: ``predictions.json`` (COCO keypoint results, each with its image's ``file_name``),
 ``summary.json`` (counts of images, boxes and what was skipped) and ``vis/<stem>.png`` with the skeletons
-drawn. Through the module's ``predict_people`` (``aidpose.inference.PosePredictor``): a top-down checkpoint crops
+drawn. With ``image_info=FILE`` (a COCO file of images, e.g. test-dev's ``image_info_test-dev2017.json``) it
+predicts the images that file lists, under its image ids, and writes ``results.json`` too: the results alone, in
+the format the COCO evaluation server takes (no metric here: the file has no ground truth). Through the module's ``predict_people`` (``aidpose.inference.PosePredictor``): a top-down checkpoint crops
 the person boxes of ``boxes`` (see :func:`read_boxes`; without it each image is one box), a bottom-up one finds
 every person itself.
 """
@@ -52,6 +54,28 @@ def image_ids(files: Sequence[Path]) -> list[int]:
     return list(range(1, len(files) + 1))
 
 
+def info_images(path: str | Path, folder: str | Path) -> tuple[list[Path], list[int]]:
+    """The image files (in ``folder``) and ids that a COCO image-info file (``images`` with ``id`` and
+    ``file_name``, annotations not needed) lists, in its order."""
+    path, folder = Path(path), Path(folder)
+    try:
+        images = json.loads(path.read_text())["images"]
+        files, ids = [folder / image["file_name"] for image in images], [int(image["id"]) for image in images]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image_info={path} does not exist") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(
+            f"image_info={path}: expected a COCO file with an 'images' list of {{id, file_name}} ({err!r})"
+        ) from err
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} of the {len(files)} images of image_info={path} are not in input={folder}, the "
+            f"first: {missing[0]}; give the folder of its images as input"
+        )
+    return files, ids
+
+
 def _box_rows(rows: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
     """[[x, y, w, h(, score)], ...] → boxes (N, 4) and scores (N,) (score 1 when absent)."""
     if not isinstance(rows, list) or any(
@@ -65,11 +89,14 @@ def _box_rows(rows: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
     return boxes, scores
 
 
-def read_boxes(path: str | Path, files: Sequence[Path], counts: Counter) -> BoxTable:
+def read_boxes(
+    path: str | Path, files: Sequence[Path], counts: Counter, ids: Sequence[int] | None = None
+) -> BoxTable:
     """Person boxes per image file name from a boxes JSON, counting what does not match ``files``.
 
     Two formats: a COCO detection-results list (``image_id``, ``category_id``, ``bbox`` = [x, y, w, h],
-    ``score``), matched to images by ``image_id`` = the numeric file stem, keeping category 1 (person); or
+    ``score``), matched to images by ``image_id`` = the numeric file stem (or the files' ``ids`` when given),
+    keeping category 1 (person); or
     ``{file_name: [[x, y, w, h(, score)], ...]}`` keyed by the image's file name (score 1 when absent).
     """
     path = Path(path)
@@ -94,7 +121,10 @@ def read_boxes(path: str | Path, files: Sequence[Path], counts: Counter) -> BoxT
             f"boxes={path}: expected a COCO detection-results list or a {{file_name: [[x, y, w, h(, score)]]}} "
             f"object, got {type(data).__name__}"
         )
-    by_id = {int(f.stem): f.name for f in files if f.stem.isdigit()}
+    if ids is None:
+        by_id = {int(f.stem): f.name for f in files if f.stem.isdigit()}
+    else:
+        by_id = {image_id: f.name for f, image_id in zip(files, ids, strict=True)}
     rows: dict[str, list[list[float]]] = {}
     for i, det in enumerate(data):
         if not isinstance(det, dict) or not {"image_id", "category_id", "bbox", "score"} <= det.keys():
@@ -126,15 +156,19 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     run = config_from_checkpoint(ckpt, cfg, ckpt_path, command_line_keys())
     module = load_module_from_checkpoint(run, ckpt, ckpt_path).to(cfg.device)
     test = run.test
-    files = list_images(cfg.input)
-    ids = image_ids(files)
+    if cfg.image_info is None:
+        files = list_images(cfg.input)
+        ids = image_ids(files)
+    else:
+        files, ids = info_images(cfg.image_info, cfg.input)
     counts: Counter = Counter(images=len(files))
     if cfg.boxes is not None and not module.needs_boxes:
         raise ValueError(
             f"boxes={cfg.boxes}: {ckpt_path} is a {run.paradigm.name} checkpoint, which finds every person "
             "without boxes; drop boxes= (it is for top-down checkpoints)"
         )
-    table = None if cfg.boxes is None else read_boxes(cfg.boxes, files, counts)
+    info_ids = None if cfg.image_info is None else ids  # detections matched by the image-info file's ids
+    table = None if cfg.boxes is None else read_boxes(cfg.boxes, files, counts, info_ids)
     if table is None and module.needs_boxes:
         print("[aidpose] no boxes file (boxes=null): each image is one person box, the whole image")
     out = Path(cfg.output)
@@ -176,15 +210,25 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         "ckpt_path": ckpt_path,
         "input": str(cfg.input),
         "boxes": cfg.boxes,
+        "image_info": cfg.image_info,
         **dict(sorted((+counts).items())),
     }
     (out / "predictions.json").write_text(json.dumps(results))
+    if cfg.image_info is not None:  # the submission: the results alone, under the image-info file's ids
+        plain = [{k: v for k, v in r.items() if k != "file_name"} for r in results]
+        (out / "results.json").write_text(json.dumps(plain))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     skipped = {k: v for k, v in summary.items() if k.startswith("skipped") or k == "images_without_boxes"}
     print(
         f"[aidpose] {counts['persons']} persons on {len(files)} images" + (f"; {skipped}" if skipped else "")
     )
-    print("[aidpose] predictions.json" + (", vis/*.png" if cfg.draw else "") + f" in {out}")
+    written = "predictions.json" + (", results.json" if cfg.image_info is not None else "")
+    print(f"[aidpose] {written}" + (", vis/*.png" if cfg.draw else "") + f" in {out}")
+    if cfg.image_info is not None:
+        print(
+            f"[aidpose] results.json: the COCO results of the images of {cfg.image_info}, the format the evaluation "
+            "server scores; no metric is computed here (no ground truth)"
+        )
     return summary
 
 

@@ -174,6 +174,7 @@ def train_stage(cfg: DictConfig, stage: Any, header: dict[str, Any], trainers: l
         "run_dir": str(run_dir),
         "last_ckpt": str(run_dir / "last.ckpt"),
         "unreadable_images_skipped": skipped,
+        "train_data": datamodule.train_dataset.summary,  # what it trained on (each set's counts in a mix)
         "aid_dropped_kpt_frac": next(
             (c.last_fraction for c in callbacks if isinstance(c, AidStatistics)), None
         ),

@@ -153,10 +153,9 @@ def build_probe(cfg: DictConfig) -> tuple[InitialLoss, DictConfig, str]:
         start = f"a fresh initialisation (seed {cfg.seed})"
     datamodule = build_datamodule(run, module.codec)
     datamodule.setup("fit")
-    splits = datamodule.splits
 
     def make_dataset(dropper: Any) -> Any:
-        return datamodule.make_train(splits.train_ann, splits.train_images, dropper=dropper)
+        return datamodule.build_train_dataset(dropper=dropper)
 
     needed = opts.batches * opts.batch_size
     available = len(datamodule.train_dataset)

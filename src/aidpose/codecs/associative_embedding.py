@@ -15,8 +15,12 @@ Decoding (network outputs → people in image pixels):
 3. multi-scale test (``merge_scales``): heatmaps of every scale resized to one size and averaged; tags
    concatenated along the tag dimension (all scales, as the issue and the AE paper describe; HigherHRNet's
    code keeps only scale 1's tags — ``tags_all_scales=False``).
-4. NMS by max-pooling, top-k candidates per joint, grouping by tags, filling of missing joints, DARK-UDP
-   refinement, heatmap → input → image coordinates (``aidpose.codecs.grouping``).
+4. NMS by max-pooling, top-k candidates per joint, grouping by tags, filling of missing joints and DARK-UDP
+   refinement (of every joint after filling; ``dark_before_fill=True``: of the grouped joints before filling,
+   as the AID authors' UDP-Pose grouping), heatmap → input → image coordinates (``aidpose.codecs.grouping``).
+
+The test inputs themselves (short side at the input size, padded to ``size_divisor`` by ``size_rule``) are
+``aidpose.geometry.inference``'s; the codec holds their options.
 
 This module is the math; a LightningModule calls ``AssociativeEmbeddingCodec.encode``/``decode``.
 """
@@ -36,10 +40,13 @@ from aidpose.codecs.grouping import (
     fill_missing_joints,
     group_by_tags,
     heatmap_nms,
+    person_tags_at,
+    quarter_pixel_shift,
     top_k_candidates,
 )
 from aidpose.codecs.udp_heatmap import flip_back_heatmaps, refine_dark_udp, udp_stride
 from aidpose.geometry.affine import apply_affine
+from aidpose.geometry.inference import SIZE_RULES, scale_inputs
 
 
 def encode_bottomup_heatmaps(
@@ -209,8 +216,14 @@ class AssociativeEmbeddingCodec(KeypointCodec):
         use_udp: align corners when resizing maps (UDP); False resizes as plain bilinear.
         refine: fill each person's missing joints from the heatmaps (HigherHRNet's ``refine``).
         blur_kernel: DARK-UDP blur kernel for the refinement of every joint (0: no refinement).
+        dark_before_fill: refine the grouped joints with DARK-UDP before filling the missing ones, each filled
+            joint at its heatmap maximum shifted a quarter pixel towards the higher neighbour and every person's
+            tag read at its refined joints (the AID authors' UDP-Pose grouping); False: fill, then refine every
+            joint with DARK-UDP.
         flip_test: average with the mirrored input. scales: test scales (e.g. ``[0.5, 1, 2]``).
         tags_all_scales: concatenate the tags of every scale (False: scale 1's only, HigherHRNet's code).
+        size_divisor, size_rule: the test inputs' sides are padded to multiples of ``size_divisor`` by
+            ``size_rule`` (``aidpose.geometry.inference.inference_sizes``: ``aidpose`` or ``higherhrnet``).
     """
 
     input_size: tuple[int, int]
@@ -231,6 +244,9 @@ class AssociativeEmbeddingCodec(KeypointCodec):
     scales: list[float] = field(default_factory=lambda: [1.0])
     tags_all_scales: bool = True
     output_strides: list[int] | None = None
+    dark_before_fill: bool = False
+    size_divisor: int = 32
+    size_rule: str = "aidpose"
 
     def __post_init__(self) -> None:
         self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
@@ -273,6 +289,11 @@ class AssociativeEmbeddingCodec(KeypointCodec):
             raise ValueError(f"scales must be positive test scales such as [0.5, 1, 2], got {self.scales}")
         if self.blur_kernel and self.blur_kernel % 2 != 1:
             raise ValueError(f"blur_kernel must be odd (or 0 for no refinement), got {self.blur_kernel}")
+        if self.size_divisor < 1 or self.size_rule not in SIZE_RULES:
+            raise ValueError(
+                f"size_divisor={self.size_divisor} must be a positive number of px and size_rule="
+                f"{self.size_rule!r} one of {list(SIZE_RULES)}"
+            )
 
     def check_output_size(self, output_sizes: Sequence[Sequence[int]], network: str) -> None:
         """Raise a clear error when the network's outputs ``[(width, height), ...]`` are not ``heatmap_sizes``."""
@@ -325,6 +346,11 @@ class AssociativeEmbeddingCodec(KeypointCodec):
         }
 
     # ---------------------------------------------------------------- decoding
+    def test_inputs(self, image_bgr: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        """A BGR whole image → its network input at each test scale and the image → input matrices
+        (:func:`aidpose.geometry.inference.scale_inputs` with this codec's scales and padding)."""
+        return scale_inputs(image_bgr, min(self.input_size), self.scales, self.size_divisor, self.size_rule)
+
     def merge_outputs(
         self, outputs: Sequence[torch.Tensor], num_keypoints: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -385,10 +411,24 @@ class AssociativeEmbeddingCodec(KeypointCodec):
         scores = keypoints[..., 2].mean(axis=1) if len(keypoints) else np.zeros(0, np.float32)
         keep = np.argsort(-scores, kind="stable")[: self.max_people]
         keypoints, scores, person_tags = keypoints[keep], scores[keep], groups.tags[keep]
-        if self.refine and len(keypoints):
-            keypoints = fill_missing_joints(keypoints, person_tags, heat, tag_maps, candidates)
-        if self.blur_kernel and len(keypoints):
-            keypoints[..., :2] = refine_dark_udp(heat, keypoints[..., :2], self.blur_kernel)
+        if self.dark_before_fill and len(keypoints):
+            keypoints = self.refine_dark(heat, keypoints)
+            if self.refine:
+                missing = keypoints[..., 2] == 0
+                tags = person_tags_at(tag_maps, keypoints)
+                keypoints = fill_missing_joints(keypoints, tags, heat, tag_maps, candidates)
+                filled = missing & (keypoints[..., 2] > 0)
+                keypoints[filled, :2] = quarter_pixel_shift(heat, keypoints[..., :2])[filled]
+        elif len(keypoints):
+            if self.refine:
+                keypoints = fill_missing_joints(keypoints, person_tags, heat, tag_maps, candidates)
+            keypoints = self.refine_dark(heat, keypoints)
         image_xy = apply_affine(keypoints[..., :2], np.asarray(to_image, dtype=np.float64))
         out = np.concatenate([image_xy, keypoints[..., 2:3]], axis=-1).astype(np.float32)
         return Prediction(out, scores.astype(np.float32))
+
+    def refine_dark(self, heatmaps: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+        """People ``(P, K, 3)`` with every joint's position refined by DARK-UDP (none with ``blur_kernel=0``)."""
+        if self.blur_kernel:
+            keypoints[..., :2] = refine_dark_udp(heatmaps, keypoints[..., :2], self.blur_kernel)
+        return keypoints

@@ -16,7 +16,15 @@ from typing import Any
 
 import numpy as np
 
-TEST_OPTIONS = {"flip": "flip_test", "blur_kernel": "blur_kernel", "scales": "scales"}
+TEST_OPTIONS = {
+    "flip": "flip_test",
+    "blur_kernel": "blur_kernel",
+    "scales": "scales",
+    "tags_all_scales": "tags_all_scales",
+    "size_divisor": "size_divisor",
+    "size_rule": "size_rule",
+    "dark_before_fill": "dark_before_fill",
+}
 """Every ``test.KEY`` that changes decoding → the codec argument it sets (``aidpose.builders.build_codec``)."""
 
 

@@ -160,3 +160,32 @@ def fill_missing_joints(
             np.float32
         )
     return keypoints
+
+
+def person_tags_at(tags: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """(P, L) mean tag of each person's found joints (heat > 0), each read at its position truncated to a pixel
+    and clipped to the map: the person tag of the AID authors' filling, which reads it after DARK-UDP has moved
+    the joints (UDP-Pose branch ``mmpose``, ``mmpose/core/post_processing/group.py`` lines 302-312, ``refine``). ``tags`` (K, H, W, L),
+    ``keypoints`` (P, K, 3) heatmap (x, y, heat)."""
+    num_joints, h, w, _ = tags.shape
+    found = keypoints[..., 2] > 0
+    x = np.clip(keypoints[..., 0].astype(np.int64), 0, w - 1)
+    y = np.clip(keypoints[..., 1].astype(np.int64), 0, h - 1)
+    values = tags[np.arange(num_joints)[None, :], y, x]  # (P, K, L)
+    return (values * found[..., None]).sum(axis=1) / np.maximum(found.sum(axis=1), 1)[:, None]
+
+
+def quarter_pixel_shift(heatmaps: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Pixel positions ``(P, K, 2)`` on heatmaps ``(K, H, W)`` moved a quarter pixel towards the higher of the
+    two neighbours in x and in y (−¼ where they are equal): HigherHRNet's sub-pixel step for the joints its
+    ``refine`` fills (``lib/core/group.py`` lines 238-247), kept without its half-pixel offset by the UDP-Pose
+    grouping (branch ``mmpose``, ``mmpose/core/post_processing/group.py`` lines 328-342)."""
+    num_joints, h, w = heatmaps.shape
+    x = positions[..., 0].astype(np.int64)
+    y = positions[..., 1].astype(np.int64)
+    joint = np.arange(num_joints)[None, :]
+    right, left = heatmaps[joint, y, np.minimum(x + 1, w - 1)], heatmaps[joint, y, np.maximum(x - 1, 0)]
+    below, above = heatmaps[joint, np.minimum(y + 1, h - 1), x], heatmaps[joint, np.maximum(y - 1, 0), x]
+    return np.stack(
+        [x + np.where(right > left, 0.25, -0.25), y + np.where(below > above, 0.25, -0.25)], axis=-1
+    )

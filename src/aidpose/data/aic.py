@@ -4,9 +4,9 @@ AIC labels 14 joints: the 12 limb joints COCO has, plus head top and neck. Mixed
 paper's "extra data" rows), each AIC person becomes a COCO person: its limb joints move to COCO's indices, the
 five face joints stay unlabelled (visibility 0), head top and neck are dropped. This is mmpose 1.x's
 ``KeypointConverter(num_keypoints=17, mapping=...)`` in ``td-hm_hrnet-w32_8xb64-210e_coco-aic-256x192-merge.py``
-(``configs/_base_/datasets/coco_aic.py`` is the other option, a 19-joint union of both layouts). Names, skeleton,
-flip pairs and OKS sigmas follow ``configs/_base_/datasets/aic.py``. Annotations are the COCO-style JSON that
-toolboxes convert AIC to (visibility 0 unlabelled, 1 occluded, 2 visible).
+(``configs/_base_/datasets/coco_aic.py`` is the other option, a 19-joint union of both layouts). The layout
+(``aidpose.data.keypoints.AIC``: names, skeleton, flip pairs, OKS sigmas) follows ``configs/_base_/datasets/aic.py``.
+Annotations are the COCO-style JSON that toolboxes convert AIC to (visibility 0 unlabelled, 1 occluded, 2 visible).
 """
 
 from __future__ import annotations
@@ -16,27 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from aidpose.data.keypoints import COCO, KeypointLayout
-
-# fmt: off
-AIC = KeypointLayout(
-    name="aic",
-    keypoint_names=(
-        "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow", "left_wrist",
-        "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "head_top", "neck",
-    ),
-    skeleton=(
-        (3, 2), (2, 1), (1, 14), (14, 4), (4, 5), (5, 6), (9, 8), (8, 7), (7, 10), (10, 11), (11, 12),
-        (13, 14), (1, 7), (4, 10),
-    ),
-    flip_pairs=((0, 3), (1, 4), (2, 5), (6, 9), (7, 10), (8, 11)),
-    sigmas=np.array([
-        0.01388152, 0.01515228, 0.01057665, 0.01417709, 0.01497891, 0.01402144, 0.03909642,
-        0.03686941, 0.01981803, 0.03843971, 0.03412318, 0.02415081, 0.01291456, 0.01236173,
-    ]),
-    upper_body_ids=(0, 1, 2, 3, 4, 5, 12, 13),
-)
-# fmt: on
+from aidpose.data.keypoints import AIC, COCO
 
 # (AIC index, COCO index) of every joint both layouts have; AIC's head top (12) and neck (13) have none
 AIC_TO_COCO: tuple[tuple[int, int], ...] = (

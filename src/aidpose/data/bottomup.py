@@ -22,7 +22,6 @@ from aidpose.data.loss_masks import ignore_region, loss_masks
 from aidpose.data.pipeline import ImageReader, SampleDataset, WarpedSample
 from aidpose.geometry.affine import invert_affine
 from aidpose.geometry.augment import AugmentationParams, image_region
-from aidpose.geometry.inference import scale_inputs
 
 
 class BottomUpDataset(SampleDataset):
@@ -74,9 +73,9 @@ class BottomUpDataset(SampleDataset):
 
 class BottomUpValDataset(Dataset):
     """The bottom-up validation (and test) set: every image of a COCO-format file, warped for whole-image
-    inference at each of the codec's test scales (``aidpose.geometry.inference.scale_inputs``: short side →
-    the codec's input size at scale 1, sides padded to multiples of 32). Images without annotations are
-    included (their detections count in the metrics).
+    inference at each of the codec's test scales (``AssociativeEmbeddingCodec.test_inputs``: short side →
+    the codec's input size at scale 1, sides padded to multiples of its ``size_divisor``). Images without annotations are
+    included (their detections count in the metrics); a file of images only (COCO test-dev) is read too.
 
     Items: ``index``, ``image_id``, ``images`` (one (3, h_s, w_s) uint8 RGB per scale) and ``matrices``
     (one 2×3 image → input matrix per scale). Images differ in size: :meth:`collate` batches items as a list.
@@ -108,7 +107,7 @@ class BottomUpValDataset(Dataset):
         self.image_dir = str(image_dir)
         self.codec = codec
         self.image_reader = ImageReader(skip_unreadable_images)
-        self.coco = load_coco(ann_file, layout)
+        self.coco = load_coco(ann_file, layout, images_only=True)  # COCO test-dev: images only
         self.image_ids = np.array(sorted(self.coco.imgs), dtype=np.int64)
         self.files = [os.path.join(image_dir, self.coco.imgs[int(i)]["file_name"]) for i in self.image_ids]
         people = sum(is_labelled_person(ann) for ann in self.coco.anns.values())
@@ -125,7 +124,7 @@ class BottomUpValDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         image, index = self.image_reader.read(self.files, index)
-        images, matrices = scale_inputs(image, min(self.codec.input_size), self.codec.scales)
+        images, matrices = self.codec.test_inputs(image)
         return {
             "index": index,
             "image_id": int(self.image_ids[index]),

@@ -62,8 +62,11 @@ def how_to_get_data(path: str | os.PathLike, layout: str = "coco") -> str:
     )
 
 
-def load_coco(ann_file: str | os.PathLike, layout: str = "coco") -> COCO:
-    """Load a COCO annotation file into a (quiet) pycocotools ``COCO``, with clear errors."""
+def load_coco(ann_file: str | os.PathLike, layout: str = "coco", images_only: bool = False) -> COCO:
+    """Load a COCO annotation file into a (quiet) pycocotools ``COCO``, with clear errors.
+
+    ``images_only``: a file of images without ``annotations`` (COCO test-dev's ``image_info_test-dev2017.json``)
+    is accepted too; :func:`has_annotations` tells the two apart."""
     path = Path(ann_file)
     if not path.is_file():
         raise FileNotFoundError(f"COCO annotation file not found: {path}. {how_to_get_data(path, layout)}")
@@ -71,13 +74,23 @@ def load_coco(ann_file: str | os.PathLike, layout: str = "coco") -> COCO:
         dataset = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is not valid JSON ({err}); re-download or regenerate it.") from err
-    if not isinstance(dataset, dict) or not {"images", "annotations"} <= dataset.keys():
-        raise ValueError(f"{path} is not a COCO annotation file: it needs 'images' and 'annotations' lists.")
+    needed = {"images"} if images_only else {"images", "annotations"}
+    if not isinstance(dataset, dict) or not needed <= dataset.keys():
+        raise ValueError(
+            f"{path} is not a COCO annotation file: it needs 'images' and 'annotations' lists. A file of images "
+            "only (e.g. COCO test-dev's image_info_test-dev2017.json) is evaluated as dataset.source.test_file, "
+            "with person boxes from test.boxes=detections test.det_file=FILE for a top-down model."
+        )
     coco = COCO()
     coco.dataset = dataset
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
     return coco
+
+
+def has_annotations(coco: COCO) -> bool:
+    """Whether a loaded file has ground truth (False: images only, e.g. COCO test-dev: no metric to compute)."""
+    return "annotations" in coco.dataset
 
 
 def _image_sizes(coco: COCO, image_ids: list[int], ann_file: str | os.PathLike) -> np.ndarray:
@@ -234,7 +247,7 @@ def load_instances(
         raise ValueError(f"boxes must be 'gt' or 'detections', got {boxes!r}")
     if boxes == "detections" and det_file is None:
         raise ValueError("boxes='detections' needs det_file (a COCO detection-results JSON)")
-    coco = load_coco(ann_file, layout)
+    coco = load_coco(ann_file, layout, images_only=boxes == "detections")
     hint = how_to_get_data(ann_file, layout)
     if not Path(image_dir).is_dir():
         raise FileNotFoundError(f"image folder not found: {image_dir} (images of {ann_file}). {hint}")

@@ -75,13 +75,32 @@ CROWDPOSE = KeypointLayout(
     upper_body_ids=(0, 1, 2, 3, 4, 5, 12, 13),
 )
 
+# AI Challenger (Wu et al., 2017), as mmpose's configs/_base_/datasets/aic.py; its mapping onto COCO: aidpose.data.aic
+AIC = KeypointLayout(
+    name="aic",
+    keypoint_names=(
+        "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow", "left_wrist",
+        "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "head_top", "neck",
+    ),
+    skeleton=(
+        (3, 2), (2, 1), (1, 14), (14, 4), (4, 5), (5, 6), (9, 8), (8, 7), (7, 10), (10, 11), (11, 12),
+        (13, 14), (1, 7), (4, 10),
+    ),
+    flip_pairs=((0, 3), (1, 4), (2, 5), (6, 9), (7, 10), (8, 11)),
+    sigmas=np.array([
+        0.01388152, 0.01515228, 0.01057665, 0.01417709, 0.01497891, 0.01402144, 0.03909642,
+        0.03686941, 0.01981803, 0.03843971, 0.03412318, 0.02415081, 0.01291456, 0.01236173,
+    ]),
+    upper_body_ids=(0, 1, 2, 3, 4, 5, 12, 13),
+)
+
 # fmt: on
 
-LAYOUTS: dict[str, KeypointLayout] = {m.name: m for m in (COCO, CROWDPOSE)}
+LAYOUTS: dict[str, KeypointLayout] = {m.name: m for m in (COCO, CROWDPOSE, AIC)}
 
 
 def get_layout(name: str) -> KeypointLayout:
-    """Return the keypoint layout called ``name`` ("coco" or "crowdpose")."""
+    """Return the keypoint layout called ``name`` ("coco", "crowdpose" or "aic")."""
     try:
         return LAYOUTS[name]
     except KeyError:

@@ -69,6 +69,10 @@ class OccludedDataset(Dataset):
         return self.base.ann_file
 
     @property
+    def coco(self) -> Any:
+        return self.base.coco
+
+    @property
     def summary(self) -> dict[str, int]:
         return self.base.summary
 

@@ -1,19 +1,41 @@
-"""Where a dataset's annotation files and images live: SynthPose (generated), a COCO-style folder, CrowdPose."""
+"""Where a dataset's annotation files and images live: SynthPose (generated), a COCO-style folder, CrowdPose, and
+training mixes of several datasets (COCO + AI Challenger)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
 @dataclass(frozen=True)
+class TrainPart:
+    """One more training set of a mix: its name, annotation file (in the run's layout), images, sampling ratio."""
+
+    name: str
+    ann: Path
+    images: Path
+    ratio: float
+
+
+@dataclass(frozen=True)
 class DataSplits:
-    """Annotation file and image folder of the train and val splits."""
+    """Annotation file and image folder of the train and val splits; a mix adds training sets
+    (``extra_train``), sampled with the train split's ``train_ratio`` and their own ratios
+    (``aidpose.data.mixed.MixedDataset``); a test file (``test_ann``, e.g. COCO test-dev's images without
+    annotations) is what ``aidpose.evaluate`` evaluates in place of the val split."""
 
     train_ann: Path
     train_images: Path
     val_ann: Path
     val_images: Path
+    train_ratio: float = 1.0
+    extra_train: tuple[TrainPart, ...] = ()
+    test_ann: Path | None = None
+    test_images: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -48,7 +70,11 @@ class SynthPoseSource:
 
 @dataclass(frozen=True)
 class CocoSource:
-    """A COCO-format dataset folder (COCO keypoints, CrowdPose): ``root`` + relative file names."""
+    """A COCO-format dataset folder (COCO keypoints, CrowdPose): ``root`` + relative file names.
+
+    ``test_file`` (relative to ``root`` or absolute; e.g. ``annotations/image_info_test-dev2017.json``, images
+    only) with its images in ``test_images``: the set ``aidpose.evaluate`` evaluates instead of the val split.
+    """
 
     root: str
     train_ann: str
@@ -56,16 +82,29 @@ class CocoSource:
     val_ann: str
     val_images: str
     download_hint: str = ""
+    test_file: str | None = None
+    test_images: str = "test2017"
 
     def prepare(self) -> DataSplits:
         root = Path(self.root)
+        test = self.test_file is not None
         splits = DataSplits(
             train_ann=root / self.train_ann,
             train_images=root / self.train_images,
             val_ann=root / self.val_ann,
             val_images=root / self.val_images,
+            test_ann=root / self.test_file if test else None,
+            test_images=root / self.test_images if test else None,
         )
-        for name, path in vars(splits).items():
+        names = (
+            "train_ann",
+            "train_images",
+            "val_ann",
+            "val_images",
+            *(("test_ann", "test_images") if test else ()),
+        )
+        for name in names:
+            path = getattr(splits, name)
             if not path.exists():
                 raise FileNotFoundError(
                     f"dataset {name}: {path} does not exist. Set dataset.source.root=DIR to the folder holding "
@@ -97,3 +136,53 @@ class CrowdPoseSource:
                 "crowdpose_trainval.json is the concatenation of crowdpose_train.json and crowdpose_val.json."
             ),
         ).prepare()
+
+
+@dataclass(frozen=True)
+class ExtraTrainSource:
+    """A training set added to another dataset's, e.g. AI Challenger's to COCO's: ``root`` + file names, its
+    annotation file converted to the run's keypoint layout by ``convert`` (a function of the whole COCO-format
+    file, e.g. ``aidpose.data.aic.aic_dataset_to_coco``) once into ``cache_dir`` and reused while the file is
+    unchanged (size and modification time)."""
+
+    root: str
+    train_ann: str
+    train_images: str
+    ratio: float
+    convert: Callable[[dict], dict]
+    cache_dir: str
+    download_hint: str = ""
+
+    def prepare(self, name: str) -> TrainPart:
+        source, images = Path(self.root) / self.train_ann, Path(self.root) / self.train_images
+        for path in (source, images):
+            if not path.exists():
+                raise FileNotFoundError(
+                    f"dataset.source.extra.{name}: {path} does not exist. Set dataset.source.extra.{name}.root=DIR "
+                    f"to the folder holding the data. {self.download_hint}".rstrip()
+                )
+        stat = source.stat()
+        convert = getattr(self.convert, "func", self.convert)  # a functools.partial from the config
+        key = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{convert.__module__}.{convert.__qualname__}"
+        target = Path(self.cache_dir) / f"{source.stem}_{hashlib.sha1(key.encode()).hexdigest()[:12]}.json"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            converted = self.convert(json.loads(source.read_text()))
+            partial = target.with_suffix(f".{os.getpid()}.tmp")  # ranks converting at once never mix
+            partial.write_text(json.dumps(converted))
+            os.replace(partial, target)
+        return TrainPart(name, target, images, float(self.ratio))
+
+
+@dataclass(frozen=True)
+class MixedCocoSource(CocoSource):
+    """A COCO-format folder's splits (validation: its own alone) with the training sets of ``extra`` sampled
+    alongside its train split, each set with its ratio (``ratio``: the folder's), as mmpose's
+    ``CombinedDataset``."""
+
+    ratio: float = 1.0
+    extra: Mapping[str, ExtraTrainSource] = field(default_factory=dict)
+
+    def prepare(self) -> DataSplits:
+        extra = tuple(source.prepare(name) for name, source in self.extra.items())
+        return replace(super().prepare(), train_ratio=float(self.ratio), extra_train=extra)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aidpose.data.keypoints import get_layout
 from aidpose.evaluation.annotations import AnnotationSource, load_ground_truth
 from aidpose.evaluation.cocoeval import evaluate_coco
@@ -10,7 +12,7 @@ from aidpose.evaluation.results import ResultsSource, detections_from_results, l
 from aidpose.evaluation.visibility import evaluate_visibility
 from aidpose.tables import format_table
 
-DATASETS = ("coco", "crowdpose")
+DATASETS = ("coco", "crowdpose", "aic")
 
 
 def evaluate_results(
@@ -22,7 +24,7 @@ def evaluate_results(
         ann_file: COCO-format keypoint annotation file (path, or the already-parsed dict).
         results: COCO keypoint results — a list of dicts with ``image_id``, ``category_id``,
             ``keypoints`` ([x, y, score] * K) and ``score`` — or the path of its JSON file.
-        dataset: ``"coco"`` or ``"crowdpose"``.
+        dataset: ``"coco"``, ``"crowdpose"`` or ``"aic"``.
 
     Returns:
         ``"coco"``: ``AP, AP50, AP75, APM, APL, AR, AR50, AR75, ARM, ARL`` equal to pycocotools
@@ -35,6 +37,10 @@ def evaluate_results(
         ``"crowdpose"``: ``AP, AP50, AP75, AR, AR50, AR75, AP_easy, AP_medium, AP_hard`` equal to the
         official CrowdPose evaluation (OKS area ``0.53 * box area``, crowdIndex split at 0.2 and 0.8;
         see :mod:`aidpose.evaluation.crowdpose`).
+
+        ``"aic"``: the ``"coco"`` numbers with AI Challenger's 14 OKS sigmas and, for OKS and the area ranges,
+        0.53 × each person's box area in place of ``area`` (mmpose evaluates AIC with ``CocoMetric(use_area=False)``,
+        xtcocotools' ``COCOeval(use_area=False)``).
 
         Empty results give 0 for every metric that has ground truth. A metric with no ground truth to
         score against (e.g. APM without medium-sized people) is -1, as in pycocotools.
@@ -51,6 +57,8 @@ def evaluate_results(
     dt = detections_from_results(load_results(results), gt)
     if dataset == "crowdpose":
         return evaluate_crowdpose(gt, dt, layout.sigmas)
+    if dataset == "aic":
+        gt = replace(gt, area=0.53 * gt.bbox[:, 2] * gt.bbox[:, 3])
     return {**evaluate_coco(gt, dt, layout.sigmas), **evaluate_visibility(gt, dt, layout.sigmas)}
 
 

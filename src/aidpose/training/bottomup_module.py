@@ -20,7 +20,6 @@ from aidpose.codecs.base import Prediction
 from aidpose.codecs.udp_heatmap import heatmap_to_image_matrix
 from aidpose.data.keypoints import get_layout
 from aidpose.evaluation.results import coco_results
-from aidpose.geometry.inference import scale_inputs
 from aidpose.models.bottomup_losses import BottomUpLoss
 from aidpose.training.pose_module import PoseModule
 
@@ -106,10 +105,7 @@ class BottomUpPoseModule(PoseModule):
                 "a bottom-up model finds every person without boxes; predict without them (boxes= is for "
                 "top-down models)"
             )
-        return [
-            self.find_people(*scale_inputs(image, min(self.codec.input_size), self.codec.scales))
-            for image in images
-        ]
+        return [self.find_people(*self.codec.test_inputs(image)) for image in images]
 
     def coco_results(self, predictions: dict[str, np.ndarray]) -> list[dict]:
         """One result per person found, scored by the grouping (no rescoring or NMS)."""

@@ -8,8 +8,9 @@ from typing import Any
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from aidpose.data.mixed import MixedDataset
 from aidpose.data.pipeline import SampleKey
-from aidpose.data.sources import CocoSource, DataSplits, SynthPoseSource
+from aidpose.data.sources import CocoSource, DataSplits, MixedCocoSource, SynthPoseSource
 
 
 class EpochSampler(DistributedSampler):
@@ -30,7 +31,8 @@ class PoseDataModule(pl.LightningDataModule):
     """Train/val data for one paradigm.
 
     Args:
-        source: where the data lives (``SynthPoseSource`` generates it in ``prepare_data``).
+        source: where the data lives (``SynthPoseSource`` generates it in ``prepare_data``; a
+            ``MixedCocoSource`` adds training sets, mixed by :meth:`build_train_dataset`).
         train_dataset: partial dataset constructor taking ``(ann_file, image_dir)`` for training
             (augmentation and dropper already bound by the config).
         val_dataset: the same for validation (no augmentation, no dropper).
@@ -40,7 +42,7 @@ class PoseDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        source: SynthPoseSource | CocoSource,
+        source: SynthPoseSource | CocoSource | MixedCocoSource,
         train_dataset: Callable[..., Dataset],
         val_dataset: Callable[..., Dataset],
         batch_size: int,
@@ -72,9 +74,28 @@ class PoseDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         self.splits = self.source.prepare()
         if stage in (None, "fit") and self.train_dataset is None:
-            self.train_dataset = self.make_train(self.splits.train_ann, self.splits.train_images)
-        if self.val_dataset is None:
-            self.val_dataset = self.make_val(self.splits.val_ann, self.splits.val_images)
+            self.train_dataset = self.build_train_dataset()
+        if self.val_dataset is None:  # testing a source with a test file (COCO test-dev) evaluates that file
+            test = stage == "test" and self.splits.test_ann is not None
+            splits = self.splits
+            ann, images = (
+                (splits.test_ann, splits.test_images) if test else (splits.val_ann, splits.val_images)
+            )
+            self.val_dataset = self.make_val(ann, images)
+
+    def build_train_dataset(self, **options: Any) -> Dataset:
+        """The training set of the splits (``options``: dataset arguments to replace, e.g. ``dropper``): the train
+        split, or a :class:`MixedDataset` of it and the mix's training sets (``splits.extra_train``)."""
+        splits = self.splits
+        train = self.make_train(splits.train_ann, splits.train_images, **options)
+        if not splits.extra_train:
+            return train
+        extra = [self.make_train(part.ann, part.images, **options) for part in splits.extra_train]
+        return MixedDataset(
+            [train, *extra],
+            [splits.train_ratio, *(part.ratio for part in splits.extra_train)],
+            ["train", *(part.name for part in splits.extra_train)],
+        )
 
     def unreadable_images_skipped(self) -> dict[str, int]:
         """Images skipped so far because they could not be read (``loader.skip_unreadable_images``), per split

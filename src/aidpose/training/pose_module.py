@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from aidpose.codecs.base import KeypointCodec, Prediction
+from aidpose.data.coco import has_annotations
 from aidpose.data.keypoints import get_layout
 from aidpose.evaluation import evaluate_results
 from aidpose.training.distributed import check_same_config, gather_predictions
@@ -153,7 +154,14 @@ class PoseModule(pl.LightningModule, ABC):
         self.validation_step(batch, batch_idx)
 
     def on_test_epoch_end(self) -> None:
-        self.last_metrics = self.compute_metrics(self.trainer.datamodule.val_dataset.ann_file)
+        dataset = self.trainer.datamodule.val_dataset
+        if not has_annotations(
+            dataset.coco
+        ):  # images only (COCO test-dev): results, and no metric to compute
+            self.last_results = self.coco_results(gather_predictions(self._val_outputs))
+            self._val_outputs, self.last_metrics = [], {}
+            return
+        self.last_metrics = self.compute_metrics(dataset.ann_file)
         for key, value in self.last_metrics.items():
             self.log(f"test/{key}", value)
 
