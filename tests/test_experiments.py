@@ -79,7 +79,16 @@ AIC_ROWS = {"coco/hrnet_w48_384x288_aic": "coco/hrnet_w48_384x288"}
 def test_every_experiment_file_is_tested():
     files = {str(p.relative_to(EXPERIMENTS).with_suffix("")) for p in EXPERIMENTS.rglob("*.yaml")}
     grids = {"coco/table4", "coco/table4_bottomup", "coco/table5", "synthpose/table4", "synthpose/table5"}
-    assert files == {*DEFAULTS_AND_BOTTOMUP, *BOTTOMUP_ROWS, *ROWS, *RSN_ROWS, *TABLE5, *grids, *RELEASED, *AIC_ROWS}
+    assert files == {
+        *DEFAULTS_AND_BOTTOMUP,
+        *BOTTOMUP_ROWS,
+        *ROWS,
+        *RSN_ROWS,
+        *TABLE5,
+        *grids,
+        *RELEASED,
+        *AIC_ROWS,
+    }
 
 
 def assert_combined_target(cfg, heatmap_size: list[int]) -> None:
