@@ -160,6 +160,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     import cv2
 
     from aidpose.builders import config_from_checkpoint, load_module_from_checkpoint
+    from aidpose.data.images import UnreadableImageError, decode_file
     from aidpose.inference import draw_poses, filter_boxes, whole_image_box
     from aidpose.runtime import command_line_keys
     from aidpose.training.checkpoints import read_checkpoint
@@ -187,8 +188,9 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         vis.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     for file, image_id in zip(files, ids, strict=True):
-        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
-        if image is None:
+        try:
+            image, _ = decode_file(file)
+        except UnreadableImageError:  # missing, not an image, or damaged (truncated)
             counts["skipped_unreadable_image"] += 1
             continue
         height, width = image.shape[:2]

@@ -13,6 +13,7 @@ import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import cv2
@@ -24,8 +25,10 @@ from torch.utils.data import Dataset
 from aidpose.codecs.associative_embedding import AssociativeEmbeddingCodec
 from aidpose.codecs.udp_heatmap import udp_stride
 from aidpose.data.coco import how_to_get_data, load_coco
+from aidpose.data.image_cache import ImageCacheSettings
+from aidpose.data.images import ImageReader, check_decode_mode, reduced_image_matrix, reduction_factor
 from aidpose.data.keypoints import get_layout
-from aidpose.data.topdown import ImageReader, KeypointDropper, SampleKey, tune_malloc
+from aidpose.data.topdown import KeypointDropper, SampleKey, tune_malloc
 from aidpose.geometry.affine import apply_affine, invert_affine, udp_warp_matrix, warp_to_rgb
 
 REFERENCE_SIZE = 200.0
@@ -292,6 +295,9 @@ class BottomUpDataset(Dataset):
         train: False ignores ``augmentation`` and ``dropper`` (targets of the centred image).
         skip_unreadable_images: skip (and count in ``num_unreadable_skipped``) images that cannot be read,
             taking the next readable one; False: an unreadable image is an error.
+        decode: ``"scaled"`` decodes a JPEG at 1/2, 1/4 or 1/8 when the warp maps at least that many image
+            pixels onto one input pixel (images larger than twice the input); ``"full"`` always in full.
+        cache: keep the decoded images (``aidpose.data.image_cache``; None: decode every time).
 
     Items: ``image`` (3, H, W) uint8 RGB; ``heatmaps_i`` and ``masks_i`` per resolution i; ``keypoint_indices``
     (max_people, K, 2); ``visible_count``/``dropped_count`` (K,) per-joint counts of visible keypoints
@@ -309,6 +315,8 @@ class BottomUpDataset(Dataset):
         dropper: KeypointDropper | None = None,
         train: bool = True,
         skip_unreadable_images: bool = False,
+        decode: str = "full",
+        cache: ImageCacheSettings | None = None,
     ) -> None:
         if dropper is not None and not callable(getattr(dropper, "drop", None)):
             raise TypeError(f"dropper {type(dropper).__name__} has no drop(image, keypoints, rng) method")
@@ -323,10 +331,26 @@ class BottomUpDataset(Dataset):
             ann_file, image_dir, self.layout.num_keypoints, layout
         )
         self.flip_index = self.layout.flip_index
+        self.decode = check_decode_mode(decode)
+        if cache is not None:
+            self.image_reader.cache = cache.build(Path(ann_file).stem, *self.image_plan())
         self._malloc_pid: int | None = None
 
     def __len__(self) -> int:
         return len(self.records.image_id)
+
+    def image_plan(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Each image file, the decode factor all its warps allow (1 unless ``decode="scaled"``: the region of
+        the smallest scale draw) and its (width, height): what the image cache stores."""
+        factor = self.augmentation.min_scale if self.augmentation is not None else 1.0
+        input_size = self.codec.input_size
+        factors = [
+            reduction_factor(image_region(size, input_size, factor), input_size)
+            if self.decode == "scaled"
+            else 1
+            for size in self.records.size
+        ]
+        return list(self.records.file), np.array(factors, dtype=np.int64), self.records.size
 
     @property
     def num_unreadable_skipped(self) -> int:
@@ -338,21 +362,24 @@ class BottomUpDataset(Dataset):
         if self._malloc_pid != os.getpid():
             tune_malloc()
             self._malloc_pid = os.getpid()
-        image, index = self.image_reader.read(self.records.file, key.index)
-        height, width = image.shape[:2]
         input_size = self.codec.input_size
         rng = key.rng()
-        if self.augmentation is not None:
-            params = self.augmentation.sample(rng, (width, height), input_size)
-        else:
-            params = BottomUpParams(
-                (np.array([width, height], dtype=np.float64) - 1) / 2,
-                image_region((width, height), input_size),
-                0.0,
-                False,
-            )
+
+        def plan(i: int) -> tuple[BottomUpParams, int]:
+            size = tuple(int(v) for v in self.records.size[i])
+            if self.augmentation is not None:
+                params = self.augmentation.sample(rng, size, input_size)
+            else:
+                params = BottomUpParams(
+                    (np.array(size, dtype=np.float64) - 1) / 2, image_region(size, input_size), 0.0, False
+                )
+            return params, reduction_factor(params.scale, input_size) if self.decode == "scaled" else 1
+
+        read, params = self.image_reader.read_planned(self.records.file, key.index, plan)
+        index = read.index
+        width, height = (int(v) for v in self.records.size[index])
         matrix = udp_warp_matrix(params.center, params.scale, params.rotation, input_size, params.flip)
-        warped = warp_to_rgb(image, matrix, input_size)
+        warped = warp_to_rgb(read.image, reduced_image_matrix(matrix, read.factor), input_size)
 
         people = self.records.keypoints[index]
         xy = apply_affine(people[..., :2], matrix)
@@ -399,7 +426,7 @@ class BottomUpImages(Dataset):
         codec: the bottom-up codec (``input_size``: the short side at scale 1; ``scales``).
         layout: keypoint layout name.
         train: must be False (validation/test data).
-        skip_unreadable_images: as :class:`BottomUpDataset`.
+        skip_unreadable_images, cache: as :class:`BottomUpDataset` (images decoded in full).
     """
 
     def __init__(
@@ -411,6 +438,7 @@ class BottomUpImages(Dataset):
         layout: str = "coco",
         train: bool = False,
         skip_unreadable_images: bool = False,
+        cache: ImageCacheSettings | None = None,
     ) -> None:
         if train:
             raise ValueError("BottomUpImages yields whole images for inference: use BottomUpDataset to train")
@@ -430,6 +458,11 @@ class BottomUpImages(Dataset):
         self.summary = {"images": len(self.image_ids), "instances": people}
         if not len(self.image_ids):
             raise ValueError(f"no images in {ann_file}. {how_to_get_data(ann_file, layout)}")
+        if cache is not None:
+            sizes = np.array(
+                [[self.coco.imgs[int(i)][k] for k in ("width", "height")] for i in self.image_ids]
+            )
+            self.image_reader.cache = cache.build(Path(ann_file).stem, self.files, np.ones(len(sizes)), sizes)
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -439,7 +472,7 @@ class BottomUpImages(Dataset):
         return self.image_reader.skipped
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        image, index = self.image_reader.read(self.files, index)
+        image, index, _ = self.image_reader.read(self.files, index)
         images, matrices = inference_inputs(image, self.codec)
         return {
             "index": index,

@@ -9,19 +9,25 @@ CHW RGB; the model normalises the batch on the device.
 from __future__ import annotations
 
 import ctypes
-import multiprocessing
 import os
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-import cv2
 import numpy as np
 from torch.utils.data import Dataset
 
 from aidpose.codecs.udp_heatmap import UDPHeatmapCodec
 from aidpose.data.coco import load_instances
+from aidpose.data.image_cache import ImageCacheSettings
+from aidpose.data.images import (
+    ImageReader,
+    check_decode_mode,
+    reduced_image_matrix,
+    reduction_factor,
+    smallest_factor_per_file,
+)
 from aidpose.data.keypoints import get_layout
 from aidpose.geometry.affine import (
     apply_affine,
@@ -114,37 +120,6 @@ def tune_malloc(mmap_threshold: int = 16 << 20, trim_threshold: int = 64 << 20) 
     )
 
 
-class ImageReader:
-    """Decodes a dataset's image files (BGR) by index. With ``skip_unreadable``, an unreadable file is replaced
-    by the next readable one and counted in :attr:`skipped` (shared by every loader worker process); without,
-    it is an error naming the file."""
-
-    def __init__(self, skip_unreadable: bool) -> None:
-        self.skip_unreadable = skip_unreadable
-        self._skipped = multiprocessing.Value("q", 0)
-
-    @property
-    def skipped(self) -> int:
-        """Unreadable files skipped so far, in every process."""
-        return int(self._skipped.value)
-
-    def read(self, files: Sequence[str], index: int) -> tuple[np.ndarray, int]:
-        """The image ``files[index]`` or, skipping, the next readable one; and the index it came from."""
-        for attempt in range(len(files)):
-            i = (index + attempt) % len(files)
-            image = cv2.imread(str(files[i]), cv2.IMREAD_COLOR)
-            if image is not None:
-                return image, i
-            if not self.skip_unreadable:
-                raise OSError(
-                    f"cannot read image {files[i]} (missing, truncated or not an image). Set "
-                    "loader.skip_unreadable_images=true to skip (and count) unreadable images."
-                )
-            with self._skipped.get_lock():
-                self._skipped.value += 1
-        raise OSError(f"none of the dataset's images can be read (the first: {files[0]})")
-
-
 class TopDownDataset(Dataset):
     """Top-down person crops of a COCO-format keypoint dataset.
 
@@ -159,6 +134,9 @@ class TopDownDataset(Dataset):
         det_score_thr, min_box_area: detection box filters.
         padding: box → crop padding factor.
         skip_unreadable_images: skip and count missing/unreadable images instead of raising.
+        decode: ``"scaled"`` decodes a JPEG at 1/2, 1/4 or 1/8 when the sample's crop maps at least that many
+            image pixels onto one input pixel (``aidpose.data.images``); ``"full"`` always in full.
+        cache: keep the decoded images (``aidpose.data.image_cache``; None: decode every time).
 
     Each process that reads items calls ``tune_malloc()`` once (faster image buffers under glibc).
     """
@@ -179,6 +157,8 @@ class TopDownDataset(Dataset):
         min_box_area: float = 0.0,
         padding: float = 1.25,
         skip_unreadable_images: bool = False,
+        decode: str = "full",
+        cache: ImageCacheSettings | None = None,
     ) -> None:
         if train and boxes != "gt":
             raise ValueError(
@@ -211,6 +191,9 @@ class TopDownDataset(Dataset):
         self.centers, self.scales = box_to_center_scale(self.records.bbox, self.aspect_ratio, padding)
         self.flip_index = self.layout.flip_index
         self.upper_body_ids = self.layout.upper_body_ids
+        self.decode = check_decode_mode(decode)
+        if cache is not None:
+            self.image_reader.cache = cache.build(Path(ann_file).stem, *self.image_plan())
         self._malloc_pid: int | None = None
         self.stage_timer: StageTimer | None = None
 
@@ -226,6 +209,22 @@ class TopDownDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
+    def image_plan(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Each image file, the decode factor all its samples allow (1 unless ``decode="scaled"``), and its
+        (width, height) from the annotation file: what the image cache stores."""
+        factors = np.ones(len(self), dtype=np.int64)
+        if self.decode == "scaled":
+            scales = self.scales
+            if self.augmentation is not None:
+                smallest = self.augmentation.smallest_scale
+                scales = [smallest(k, s, self.aspect_ratio, self.upper_body_ids)
+                          for k, s in zip(self.records.keypoints, self.scales, strict=True)]  # fmt: skip
+            factors = np.array([reduction_factor(s, self.input_size) for s in scales])
+        files, factors = smallest_factor_per_file(self.records.file, factors)
+        image_of = dict(zip(self.records.file, self.records.image_id, strict=True))
+        sizes = np.array([[self.coco.imgs[int(image_of[f])][k] for k in ("width", "height")] for f in files])
+        return files, factors, sizes
+
     def __getitem__(self, key: int | SampleKey) -> dict[str, Any]:
         key = SampleKey(*key) if isinstance(key, tuple) else SampleKey(int(key))
         if self._malloc_pid != os.getpid():  # once per (worker) process
@@ -233,20 +232,28 @@ class TopDownDataset(Dataset):
             self._malloc_pid = os.getpid()
         timer = self.stage_timer or _NO_TIMER
         timer.start()
-        image, index = self.image_reader.read(self.records.file, key.index)
+        rng = key.rng() if self.augmentation is not None or self.dropper is not None else None
+
+        def plan(i: int) -> tuple[tuple[np.ndarray, np.ndarray, float, bool], int]:
+            center, scale, rotation, flip = self.centers[i], self.scales[i], 0.0, False
+            if self.augmentation is not None:
+                params = self.augmentation.sample(
+                    rng, self.records.keypoints[i], center, scale, self.aspect_ratio, self.upper_body_ids
+                )
+                center, scale, rotation, flip = params.center, params.scale, params.rotation, params.flip
+            timer.lap("augmentation")
+            factor = reduction_factor(scale, self.input_size) if self.decode == "scaled" else 1
+            return (center, scale, rotation, flip), factor
+
+        read, (center, scale, rotation, flip) = self.image_reader.read_planned(
+            self.records.file, key.index, plan
+        )
+        index = read.index
         timer.lap("decode")
         keypoints = self.records.keypoints[index]
-        center, scale, rotation, flip = self.centers[index], self.scales[index], 0.0, False
-        rng = key.rng() if self.augmentation is not None or self.dropper is not None else None
-        if self.augmentation is not None:
-            params = self.augmentation.sample(
-                rng, keypoints, center, scale, self.aspect_ratio, self.upper_body_ids
-            )
-            center, scale, rotation, flip = params.center, params.scale, params.rotation, params.flip
-        timer.lap("augmentation")
 
         matrix = udp_warp_matrix(center, scale, rotation, self.input_size, flip)
-        crop = warp_to_rgb(image, matrix, self.input_size)
+        crop = warp_to_rgb(read.image, reduced_image_matrix(matrix, read.factor), self.input_size)
         xy = apply_affine(keypoints[:, :2], matrix)
         flags = keypoints[:, 2]
         if flip:

@@ -131,3 +131,16 @@ class TopDownAugmentation:
         rotation = sample_rotation(rng, self.rotation_sigma, self.rotation_max, self.rotation_prob)
         flip = bool(rng.random() < self.flip_prob)
         return AugmentationParams(center, scale, rotation, flip, half_body)
+
+    def smallest_scale(
+        self, keypoints: np.ndarray, scale: np.ndarray, aspect_ratio: float, upper_body_ids: Sequence[int]
+    ) -> np.ndarray:
+        """The smallest crop scale (w, h) :meth:`sample` can draw for this person: its padded box or, where
+        half-body crops apply, the smaller half-body box, shrunk by the largest scale draw ``1 - scale_sigma``."""
+        boxes = [np.asarray(scale, dtype=np.float64)]
+        if self.half_body_prob > 0 and np.count_nonzero(keypoints[:, 2] > 0) > self.half_body_min_keypoints:
+            for prefer_upper in (True, False):
+                box = half_body_box(keypoints, upper_body_ids, prefer_upper, aspect_ratio)
+                if box is not None:
+                    boxes.append(box[1])
+        return min(boxes, key=lambda b: b[0]) * (1.0 - self.scale_sigma)
