@@ -33,7 +33,10 @@ def cli_env(cwd: Path) -> dict[str, str]:
     """The environment of a CLI run in ``cwd``: offline, quiet, data under ``cwd/data``, ``tests`` importable."""
     return {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT)]),
+        # the checkout first; an existing PYTHONPATH stays (packages installed with --target, scripts/gpu_check.sh)
+        "PYTHONPATH": os.pathsep.join(
+            [str(REPO_ROOT / "src"), str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        ),
         "NO_ALBUMENTATIONS_UPDATE": "1",
         "WANDB_MODE": "disabled",
         "HF_HUB_OFFLINE": "1",
