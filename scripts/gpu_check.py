@@ -33,13 +33,11 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from aidpose.builders import build_codec, build_datamodule, build_module
+from aidpose.runtime import compose_outside_cli
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = {
@@ -68,15 +66,7 @@ def _out_of_time(signum: int, frame: Any) -> None:
 
 def compose_run(overrides: list[str], root: Path) -> DictConfig:
     """The training config of ``overrides`` as ``aidpose.train`` composes it, data and outputs under ``root``."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.root = str(root)
-        cfg.paths.output_dir = str(root / "run")
-        cfg.paths.data_dir = str(root / "data")
-    return cfg
+    return compose_outside_cli("train", overrides, root, root / "data", root / "run")
 
 
 def data_overrides(dry_run: bool) -> list[str]:

@@ -253,3 +253,24 @@ def test_read_planned_redraws_the_plan_for_the_file_read_instead(truncated: Path
     assert asked == [0, 1] and params == "params of 1"
     assert read.index == 1 and read.factor == 1 and read.image.shape == (333, 500, 3)
     assert reader.skipped == 1
+
+
+def test_bottomup_images_larger_than_twice_the_input_read_reduced(coco_mini: Path) -> None:
+    """At a 128² input the fixture photos (short sides 333-429 px) map ≥ 2 pixels onto one: the scaled path
+    reads them at 1/2 with the same targets and masks (the pixels differ by the anti-aliasing only)."""
+    from aidpose.codecs.associative_embedding import AssociativeEmbeddingCodec
+    from aidpose.data.bottomup import BottomUpAugmentation, BottomUpDataset
+
+    codec = AssociativeEmbeddingCodec(
+        input_size=(128, 128), heatmap_sizes=[(32, 32), (64, 64)], max_people=30
+    )
+    args = {"codec": codec, "augmentation": BottomUpAugmentation(min_scale=1.0, max_scale=1.0)}
+    full = BottomUpDataset(coco_mini / "test_coco.json", coco_mini, **args)
+    scaled = BottomUpDataset(coco_mini / "test_coco.json", coco_mini, decode="scaled", **args)
+    assert scaled.image_plan()[1].tolist() == [2, 2, 2, 2] and full.image_plan()[1].tolist() == [1] * 4
+    for i in range(len(full)):
+        a, b = full[i], scaled[i]
+        for key in ("heatmaps_0", "masks_0", "heatmaps_1", "masks_1", "keypoint_indices", "inv_affine"):
+            np.testing.assert_array_equal(a[key], b[key])
+        assert 0 < _mean_abs(a["image"], b["image"]) < 12
+    assert scaled.image_reader.decoded == {2: 4} and full.image_reader.decoded == {1: 4}
