@@ -1,7 +1,8 @@
 """Bottom-up sample pipeline: whole-image UDP geometry, loss masks and ``BottomUpDataset``.
 
-Per item: decode the image, sample the augmentation (scale, rotation, translation, flip of the whole
-image, as HigherHRNet), warp once with the UDP matrix (flip folded in), let the dropper drop information
+Per item: sample the augmentation (scale, rotation, translation, flip of the whole image, as HigherHRNet),
+read the image (at the reduction the warp allows, ``aidpose.data.images``), warp once with the UDP matrix (flip
+and reduction folded in), let the dropper drop information
 from the whole warped image, encode heatmaps at every output resolution, tag-loss indices and the masks
 that remove crowd regions and unannotated people from the heatmap loss.
 """

@@ -1,7 +1,8 @@
 """``TopDownDataset``: one person crop per item, UDP geometry, optional AID dropper, UDP heatmap targets.
 
-Per item: decode the image (cv2, every time), sample the augmentation, warp once with the UDP matrix
-(flip folded in), let the dropper drop information from the crop, encode the heatmap targets. Items
+Per item: sample the augmentation, read the image (``aidpose.data.images``: at the reduction the crop allows,
+from the decoded-image cache when there is one), warp once with the UDP matrix (flip and reduction folded in),
+let the dropper drop information from the crop, encode the heatmap targets. Items
 are dicts of numpy arrays and scalars; the default collate turns them into tensors. Images stay uint8
 CHW RGB; the model normalises the batch on the device.
 """
