@@ -46,7 +46,7 @@ MODELS = {
 }
 PRECISIONS = ("bf16-mixed", "32-true")
 WORKERS = (0, 4, 8, 12)
-SYNTHPOSE = {"num_train": 800, "num_val": 200}  # ~2,000 top-down crops; generated in ~20 s on 16 cores
+SYNTHPOSE = {"num_train": 800, "num_val": 200}  # ~2,000 top-down crops; ~12 s to generate (one process)
 SHARES = {"throughput": 0.62, "inference": 0.08, "short_run": 0.30}
 """Shares of the budget left after the data is generated (the short run gets what the others leave)."""
 
