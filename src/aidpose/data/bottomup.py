@@ -17,7 +17,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from aidpose.codecs.associative_embedding import AssociativeEmbeddingCodec
-from aidpose.data.coco import how_to_get_data, is_labelled_person, load_coco, load_images
+from aidpose.data.coco import how_to_get_data, image_sizes, is_labelled_person, load_coco, load_images
 from aidpose.data.image_cache import ImageCacheSettings
 from aidpose.data.images import ImageReader
 from aidpose.data.keypoints import get_layout
@@ -127,9 +127,7 @@ class BottomUpValDataset(Dataset):
         if not len(self.image_ids):
             raise ValueError(f"no images in {ann_file}. {how_to_get_data(ann_file, layout)}")
         if cache is not None:
-            sizes = np.array(
-                [[self.coco.imgs[int(i)][k] for k in ("width", "height")] for i in self.image_ids]
-            )
+            sizes = image_sizes(self.coco, self.image_ids, ann_file, np.int64)
             self.image_reader.cache = cache.build(Path(ann_file).stem, self.files, np.ones(len(sizes)), sizes)
 
     def __len__(self) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from aidpose.data.coco import load_instances
+from aidpose.data.coco import image_sizes, load_instances
 from aidpose.data.pipeline import SampleDataset, WarpedSample
 from aidpose.geometry.affine import box_to_center_scale, invert_affine
 from aidpose.geometry.augment import AugmentationParams
@@ -62,10 +62,7 @@ class TopDownDataset(SampleDataset):
             skip_unreadable_images=self.image_reader.skip_unreadable,
         )
         self.files = self.records.file
-        self.image_sizes = np.array(
-            [[self.coco.imgs[int(i)][k] for k in ("width", "height")] for i in self.records.image_id],
-            dtype=np.int64,
-        ).reshape(-1, 2)
+        self.image_sizes = image_sizes(self.coco, self.records.image_id, ann_file, np.int64)
         self.aspect_ratio = self.input_size[0] / self.input_size[1]
         self.centers, self.scales = box_to_center_scale(self.records.bbox, self.aspect_ratio, padding)
         self.upper_body_ids = self.layout.upper_body_ids
