@@ -11,7 +11,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 
 ARGS ?=
 
-.PHONY: install train test lint format bench reproduce-synthpose reproduce-synthpose-converged clean
+.PHONY: install train test lint format bench gpu-wheels reproduce-synthpose reproduce-synthpose-converged clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,18 @@ bench: install
 	$(PY) scripts/bench_eval.py
 	$(PY) scripts/bench_bottomup.py
 	$(PY) scripts/bench_models.py
+
+## .whl/: wheels (Python 3.12, manylinux x86_64) of what a GPU machine's Python lacks, at .venv's versions, for
+## scripts/gpu_check.sh where that machine has no network; antlr4-python3-runtime has no wheel: built here (pure Python)
+GPU_WHEELS := hydra-core omegaconf pycocotools albumentations albucore pydantic pydantic-core annotated-types \
+	typing-inspection typing-extensions simsimd stringzilla
+PLATFORMS := $(foreach p,manylinux_2_28 manylinux_2_27 manylinux_2_17 manylinux2014 manylinux1,--platform $(p)_x86_64)
+pinned = $(shell $(PY) -c "from importlib.metadata import version; print(' '.join(f'{n}=={version(n)}' for n in '$(1)'.split()))")
+gpu-wheels: install
+	rm -rf .whl
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		$(PLATFORMS) -d .whl $(call pinned,$(GPU_WHEELS))
+	$(PY) -m pip wheel --quiet --no-deps -w .whl $(call pinned,antlr4-python3-runtime)
 
 ## the SynthPose AID study (docs/results/synthpose_aid.md): hours of CPU; resumes where it stopped
 reproduce-synthpose: install

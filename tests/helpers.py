@@ -13,10 +13,9 @@ from types import ModuleType
 
 import cv2
 import numpy as np
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
+
+from aidpose.runtime import compose_outside_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO_ROOT / "conf"
@@ -24,22 +23,17 @@ CONF_DIR = REPO_ROOT / "conf"
 
 def compose_config(overrides: list[str], tmp_path: Path, config_name: str = "train") -> DictConfig:
     """Compose ``conf/<config_name>.yaml`` as the CLI would, with data and outputs under ``tmp_path``."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.root = str(REPO_ROOT)
-        cfg.paths.output_dir = str(tmp_path / "run")
-        cfg.paths.data_dir = str(tmp_path / "data")
-    return cfg
+    return compose_outside_cli(config_name, overrides, REPO_ROOT, tmp_path / "data", tmp_path / "run")
 
 
 def cli_env(cwd: Path) -> dict[str, str]:
     """The environment of a CLI run in ``cwd``: offline, quiet, data under ``cwd/data``, ``tests`` importable."""
     return {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT)]),
+        # the checkout first; an existing PYTHONPATH stays (packages installed with --target, scripts/gpu_check.sh)
+        "PYTHONPATH": os.pathsep.join(
+            [str(REPO_ROOT / "src"), str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        ),
         "NO_ALBUMENTATIONS_UPDATE": "1",
         "WANDB_MODE": "disabled",
         "HF_HUB_OFFLINE": "1",

@@ -118,3 +118,25 @@ def test_readme_overrides_compose_and_build(tmp_path):
     assert cfg.loader.num_workers == 4
     module = build_module(cfg, build_codec(cfg))
     assert module.codec == UDPHeatmapCodec((288, 384), (72, 96), sigma=3.0, blur_kernel=17)
+
+
+def test_loader_image_options_reach_the_datasets_and_the_run_config(tmp_path):
+    from aidpose.builders import build_datamodule, config_from_checkpoint
+    from aidpose.data.image_cache import MemoryImageCache
+
+    cfg = compose_config(["debug=fast", "loader.cache=memory"], tmp_path)
+    stored = plain_config(cfg)
+    assert stored["loader"]["decode"] == "scaled" and stored["loader"]["cache"] == "memory"
+    datamodule = build_datamodule(cfg, build_codec(cfg))
+    datamodule.setup("fit")
+    assert datamodule.train_dataset.decode == "scaled"
+    assert datamodule.val_dataset.decode == "full"  # evaluation decodes in full
+    for dataset in (datamodule.train_dataset, datamodule.val_dataset):
+        assert isinstance(dataset.image_reader.cache, MemoryImageCache)
+    # a checkpoint from before these options: images read as they were then
+    for key in ("decode", "cache", "cache_dir", "cache_max_gb"):
+        del stored["loader"][key]
+    evaluate = compose_config(["ckpt_path=x.ckpt"], tmp_path, config_name="evaluate")
+    run = config_from_checkpoint({"aidpose_config": stored}, evaluate, "x.ckpt")
+    assert (run.loader.decode, run.loader.cache, run.loader.cache_max_gb) == ("full", "none", None)
+    assert run.loader.cache_dir == str(tmp_path / "data" / "decoded_images")

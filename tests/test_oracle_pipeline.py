@@ -19,17 +19,23 @@ from aidpose.evaluation.results import topdown_results
 
 
 @pytest.mark.parametrize(
-    ("input_size", "heatmap_size", "sigma", "blur_kernel"),
-    [((192, 256), (48, 64), 2.0, 11), ((96, 128), (24, 32), 1.5, 7)],
+    ("input_size", "heatmap_size", "sigma", "blur_kernel", "decode"),
+    [
+        ((192, 256), (48, 64), 2.0, 11, "full"),
+        ((96, 128), (24, 32), 1.5, 7, "full"),
+        ((96, 128), (24, 32), 1.5, 7, "scaled"),  # the large people's crops read the 1/2 decode
+    ],
 )
-def test_ground_truth_heatmaps_score_ap_one(coco_mini, input_size, heatmap_size, sigma, blur_kernel):
+def test_ground_truth_heatmaps_score_ap_one(coco_mini, input_size, heatmap_size, sigma, blur_kernel, decode):
     dataset = TopDownDataset(
         coco_mini / "test_coco.json",
         coco_mini,
         train=False,
         codec=UDPHeatmapCodec(input_size, heatmap_size, sigma, blur_kernel),
+        decode=decode,
     )
     batch = default_collate([dataset[i] for i in range(len(dataset))])
+    assert (dataset.image_reader.decoded[2] > 0) == (decode == "scaled")
     keypoints = dataset.codec.decode(batch["heatmaps"], batch["inv_affine"].numpy()).keypoints
     predictions = {
         "index": batch["index"].numpy(),

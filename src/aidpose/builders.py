@@ -12,6 +12,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from aidpose.codecs.base import TEST_OPTIONS, KeypointCodec
+from aidpose.data.image_cache import ImageCacheSettings
 from aidpose.data.keypoints import get_layout
 from aidpose.models import PoseNet
 from aidpose.training.datamodule import PoseDataModule
@@ -63,7 +64,8 @@ def build_codec(cfg: DictConfig) -> KeypointCodec:
 
 def build_datamodule(cfg: DictConfig, codec: KeypointCodec, dropper: Any | None = None) -> PoseDataModule:
     """Train/val datasets of ``cfg.dataset`` through the paradigm's dataset class (``paradigm.dataset``;
-    validation through ``paradigm.val_dataset`` when the paradigm names one, e.g. bottom-up whole images)."""
+    validation through ``paradigm.val_dataset`` when the paradigm names one, e.g. bottom-up whole images).
+    ``loader.decode`` applies to training (evaluation decodes in full); ``loader.cache*`` to both."""
     p, loader = cfg.paradigm, cfg.loader
     make = instantiate(p.dataset)
     make_val = instantiate(p.val_dataset) if p.get("val_dataset") is not None else make
@@ -71,9 +73,12 @@ def build_datamodule(cfg: DictConfig, codec: KeypointCodec, dropper: Any | None 
         "layout": cfg.dataset.layout,
         "codec": codec,
         "skip_unreadable_images": loader.skip_unreadable_images,
+        "cache": ImageCacheSettings(loader.cache, loader.cache_dir, loader.cache_max_gb, loader.num_workers),
     }
     augmentation = instantiate(p.augmentation) if p.get("augmentation") is not None else None
-    train = partial(make, train=True, augmentation=augmentation, dropper=dropper, **common)
+    train = partial(
+        make, train=True, augmentation=augmentation, dropper=dropper, decode=loader.decode, **common
+    )
     val = partial(make_val, train=False, **{key: cfg.test[key] for key in p.val_test_options}, **common)
     return PoseDataModule(
         source=instantiate(cfg.dataset.source),
@@ -140,6 +145,15 @@ def _plain_node(cfg: DictConfig, key: str) -> DictConfig:
     return OmegaConf.create(OmegaConf.to_container(cfg[key], resolve=False))
 
 
+LOADER_BEFORE_IMAGE_OPTIONS = {
+    "decode": "full",
+    "cache": "none",
+    "cache_dir": "${paths.data_dir}/decoded_images",
+    "cache_max_gb": None,
+}
+"""How images were read before ``loader.decode`` and ``loader.cache*`` (conf/loader/default.yaml) existed."""
+
+
 def config_from_checkpoint(
     ckpt: dict[str, Any], cfg: DictConfig, ckpt_path: str, given: Collection[str] = ()
 ) -> DictConfig:
@@ -175,6 +189,8 @@ def config_from_checkpoint(
     if "backbone" in run:
         skip_backbone_weights(run.backbone)
     run.dropper = None
+    for key, value in LOADER_BEFORE_IMAGE_OPTIONS.items():  # a checkpoint written before these options
+        run.loader.setdefault(key, value)
     if cfg.get("num_workers") is not None:
         run.loader.num_workers = cfg.num_workers
     if cfg.get("batch_size") is not None:

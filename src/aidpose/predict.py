@@ -145,6 +145,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     import cv2
 
     from aidpose.builders import config_from_checkpoint, load_module_from_checkpoint
+    from aidpose.data.images import UnreadableImageError, decode_file
     from aidpose.drawing import draw_poses
     from aidpose.evaluation.results import coco_results
     from aidpose.inference import filter_boxes
@@ -177,8 +178,9 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         vis.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     for file, image_id in zip(files, ids, strict=True):
-        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
-        if image is None:
+        try:
+            image, _ = decode_file(file)
+        except UnreadableImageError:  # missing, not an image, or damaged (truncated)
             counts["skipped_unreadable_image"] += 1
             continue
         boxes = None

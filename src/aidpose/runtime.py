@@ -163,3 +163,24 @@ def restored_environ() -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def compose_outside_cli(
+    config_name: str, overrides: list[str], root: str | Path, data_dir: str | Path, output_dir: str | Path
+) -> Any:
+    """Compose ``conf/<config_name>.yaml`` with ``overrides`` as its CLI would, outside a Hydra app (tests,
+    scripts/gpu_check.py), with ``paths.root``, ``paths.data_dir`` and ``paths.output_dir`` set."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    checkout = PACKAGE_DIR.parents[1] / "conf"
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(checkout), version_base="1.3"):
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.root = str(root)
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.data_dir = str(data_dir)
+    return cfg

@@ -1,25 +1,28 @@
 """Bottom-up datasets: whole training images through the shared sample pipeline (``BottomUpDataset``) and whole
 validation images at the codec's test scales (``BottomUpValDataset``).
 
-Per training item: decode the image, sample the augmentation of the whole image (scale, rotation, translation,
-flip, as HigherHRNet), warp once with the UDP matrix (flip folded in), let the dropper drop information from the
-whole warped image, encode the codec's targets (heatmaps at every output resolution, tag-loss indices) and add the
+Per training item: sample the augmentation of the whole image (scale, rotation, translation, flip, as HigherHRNet),
+read the image (at the reduction the warp allows, or from the decoded-image cache), warp once with the UDP matrix
+(flip and reduction folded in), let the dropper drop information from the whole warped image, encode the codec's targets (heatmaps at every output resolution, tag-loss indices) and add the
 masks that remove crowd regions and unannotated people from the heatmap loss (``aidpose.data.loss_masks``).
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from torch.utils.data import Dataset
 
 from aidpose.codecs.associative_embedding import AssociativeEmbeddingCodec
-from aidpose.data.coco import how_to_get_data, is_labelled_person, load_coco, load_images
+from aidpose.data.coco import how_to_get_data, image_sizes, is_labelled_person, load_coco, load_images
+from aidpose.data.image_cache import ImageCacheSettings
+from aidpose.data.images import ImageReader
 from aidpose.data.keypoints import get_layout
 from aidpose.data.loss_masks import ignore_region, loss_masks
-from aidpose.data.pipeline import ImageReader, SampleDataset, WarpedSample
+from aidpose.data.pipeline import SampleDataset, WarpedSample
 from aidpose.geometry.affine import invert_affine
 from aidpose.geometry.augment import AugmentationParams, image_region
 
@@ -43,6 +46,8 @@ class BottomUpDataset(SampleDataset):
             ann_file, image_dir, self.layout.num_keypoints, self.layout.name
         )
         self.files = self.records.file
+        self.image_sizes = self.records.size
+        self.open_image_cache()
 
     def __len__(self) -> int:
         return len(self.records.image_id)
@@ -58,6 +63,11 @@ class BottomUpDataset(SampleDataset):
             return self.augmentation.sample(rng, image_size, self.input_size)
         center = (np.asarray(image_size, dtype=np.float64) - 1) / 2
         return AugmentationParams(center, image_region(image_size, self.input_size), 0.0, False, False)
+
+    def smallest_warp_scale(self, index: int) -> np.ndarray:
+        if self.augmentation is None:
+            return image_region(self.image_sizes[index], self.input_size)
+        return self.augmentation.smallest_scale(self.image_sizes[index], self.input_size)
 
     def item_fields(self, sample: WarpedSample, targets: dict[str, Any]) -> dict[str, Any]:
         width, height = sample.image_size
@@ -85,7 +95,7 @@ class BottomUpValDataset(Dataset):
         codec: the bottom-up codec (``input_size``: the short side at scale 1; ``scales``).
         layout: keypoint layout name.
         train: must be False (validation/test data).
-        skip_unreadable_images: as :class:`BottomUpDataset`.
+        skip_unreadable_images, cache: as :class:`BottomUpDataset` (images decoded in full).
     """
 
     def __init__(
@@ -97,6 +107,7 @@ class BottomUpValDataset(Dataset):
         layout: str = "coco",
         train: bool = False,
         skip_unreadable_images: bool = False,
+        cache: ImageCacheSettings | None = None,
     ) -> None:
         if train:
             raise ValueError(
@@ -114,6 +125,9 @@ class BottomUpValDataset(Dataset):
         self.summary = {"images": len(self.image_ids), "instances": people}
         if not len(self.image_ids):
             raise ValueError(f"no images in {ann_file}. {how_to_get_data(ann_file, layout)}")
+        if cache is not None:
+            sizes = image_sizes(self.coco, self.image_ids, ann_file, np.int64)
+            self.image_reader.cache = cache.build(Path(ann_file).stem, self.files, np.ones(len(sizes)), sizes)
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -123,7 +137,7 @@ class BottomUpValDataset(Dataset):
         return self.image_reader.skipped
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        image, index = self.image_reader.read(self.files, index)
+        image, index, _ = self.image_reader.read(self.files, index)
         images, matrices = self.codec.test_inputs(image)
         return {
             "index": index,

@@ -12,6 +12,7 @@ import io
 import json
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -93,11 +94,14 @@ def has_annotations(coco: COCO) -> bool:
     return "annotations" in coco.dataset
 
 
-def _image_sizes(coco: COCO, image_ids: list[int], ann_file: str | os.PathLike) -> np.ndarray:
+def image_sizes(
+    coco: COCO, image_ids: Sequence[int], ann_file: str | os.PathLike, dtype: type = np.float64
+) -> np.ndarray:
+    """(N, 2) (width, height) of the images ``image_ids`` from the annotation file, else an error naming it."""
     try:
         return np.array(
-            [(coco.imgs[i]["width"], coco.imgs[i]["height"]) for i in image_ids], dtype=np.float64
-        )
+            [(coco.imgs[int(i)]["width"], coco.imgs[int(i)]["height"]) for i in image_ids], dtype=dtype
+        ).reshape(-1, 2)
     except KeyError as err:
         raise ValueError(
             f"{ann_file}: image {err} lacks 'width'/'height' (or is not listed in 'images')"
@@ -127,7 +131,7 @@ def gt_instances(
     image_ids = [ann["image_id"] for ann, _ in kept]
     boxes, valid = clip_boxes(
         np.array([ann["bbox"] for ann, _ in kept], dtype=np.float64).reshape(-1, 4),
-        _image_sizes(coco, image_ids, ann_file),
+        image_sizes(coco, image_ids, ann_file),
     )
     counts["skipped_empty_box"] += int((~valid).sum())
     records = InstanceRecords(
@@ -183,7 +187,7 @@ def detection_instances(
     image_ids = [det["image_id"] for det in kept]
     boxes, valid = clip_boxes(
         np.array([det["bbox"] for det in kept], dtype=np.float64).reshape(-1, 4),
-        _image_sizes(coco, image_ids, path),
+        image_sizes(coco, image_ids, path),
     )
     area = boxes[:, 2] * boxes[:, 3]
     small = valid & (area < min_box_area)

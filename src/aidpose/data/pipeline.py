@@ -1,10 +1,12 @@
-"""The per-sample pipeline both paradigms share: decode → warp (flip folded in) → drop → encode.
+"""The per-sample pipeline both paradigms share: draw the warp → read → warp (flip folded in) → drop → encode.
 
 :class:`SampleDataset` runs it for every item; a paradigm's dataset (``TopDownDataset``: one person crop per
 item, ``BottomUpDataset``: one whole image per item) says only which people an item has, how its warp is drawn
-and what else its items carry. What the steps need is here too: the per-item random stream
-(:class:`SampleKey`), the image reader that skips and counts unreadable files, the dropper protocol, glibc's
-malloc tuning and the stage timer of ``scripts/bench_pipeline.py``.
+(and the smallest region it can draw) and what else its items carry. The warp is drawn before the image is read,
+so the read (``aidpose.data.images.ImageReader``) decodes a JPEG only at the resolution the warp needs
+(``decode="scaled"``) or takes it from the decoded-image cache (``aidpose.data.image_cache``). What the steps need
+is here too: the per-item random stream (:class:`SampleKey`), the dropper protocol, glibc's malloc tuning and the
+stage timer of ``scripts/bench_pipeline.py``.
 
 Items are dicts of numpy arrays and scalars that batch with the default collate: ``image`` (3, H, W) uint8 RGB
 (the model normalises on the device), every target of ``codec.encode`` under its name, and the dropper's
@@ -15,19 +17,27 @@ input) and those among them whose pixel the dropper hid.
 from __future__ import annotations
 
 import ctypes
-import multiprocessing
 import os
 import time
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-import cv2
 import numpy as np
 from torch.utils.data import Dataset
 
 from aidpose.codecs.base import KeypointCodec
+from aidpose.data.image_cache import ImageCacheSettings
+from aidpose.data.images import (
+    ImageReader,
+    check_decode_mode,
+    check_image_size,
+    reduced_image_matrix,
+    reduction_factor,
+    smallest_factor_per_file,
+)
 from aidpose.data.keypoints import get_layout
 from aidpose.geometry.affine import apply_affine, udp_warp_matrix, warp_to_rgb
 from aidpose.geometry.augment import AugmentationParams
@@ -114,37 +124,6 @@ def tune_malloc(mmap_threshold: int = 16 << 20, trim_threshold: int = 64 << 20) 
     )
 
 
-class ImageReader:
-    """Decodes a dataset's image files (BGR) by index. With ``skip_unreadable``, an unreadable file is replaced
-    by the next readable one and counted in :attr:`skipped` (shared by every loader worker process); without,
-    it is an error naming the file."""
-
-    def __init__(self, skip_unreadable: bool) -> None:
-        self.skip_unreadable = skip_unreadable
-        self._skipped = multiprocessing.Value("q", 0)
-
-    @property
-    def skipped(self) -> int:
-        """Unreadable files skipped so far, in every process."""
-        return int(self._skipped.value)
-
-    def read(self, files: Sequence[str], index: int) -> tuple[np.ndarray, int]:
-        """The image ``files[index]`` or, skipping, the next readable one; and the index it came from."""
-        for attempt in range(len(files)):
-            i = (index + attempt) % len(files)
-            image = cv2.imread(str(files[i]), cv2.IMREAD_COLOR)
-            if image is not None:
-                return image, i
-            if not self.skip_unreadable:
-                raise OSError(
-                    f"cannot read image {files[i]} (missing, truncated or not an image). Set "
-                    "loader.skip_unreadable_images=true to skip (and count) unreadable images."
-                )
-            with self._skipped.get_lock():
-                self._skipped.value += 1
-        raise OSError(f"none of the dataset's images can be read (the first: {files[0]})")
-
-
 def as_sample_key(key: int | SampleKey | tuple[int, ...]) -> SampleKey:
     """A dataset key as a :class:`SampleKey` (a plain index: seed 0, epoch 0)."""
     return SampleKey(*key) if isinstance(key, tuple) else SampleKey(int(key))
@@ -159,8 +138,8 @@ class WarpedSample(NamedTuple):
         keypoints: (N, K, 2) the item's people in input pixels (left/right swapped when flipped).
         visibility: (N, K) their COCO flags (0: not labelled).
         dropped: (N, K) bool, keypoints whose pixel the dropper hid.
-        matrix: (2, 3) image → input matrix of the warp.
-        image_size: (width, height) of the decoded image.
+        matrix: (2, 3) image → input matrix of the warp (full-resolution image pixels, whatever the decode).
+        image_size: (width, height) of the image at full resolution.
     """
 
     index: int
@@ -191,13 +170,18 @@ class SampleDataset(Dataset, ABC):
         dropper: AID dropper applied to the warped training image (None: none).
         skip_unreadable_images: skip (and count in ``num_unreadable_skipped``) images that cannot be read,
             taking the next readable one; False: an unreadable image is an error.
+        decode: ``"scaled"`` decodes a JPEG at 1/2, 1/4 or 1/8 when the item's warp maps at least that many image
+            pixels onto one input pixel (``aidpose.data.images``); ``"full"`` always in full.
+        cache: keep the decoded images for the run (``aidpose.data.image_cache``; None: decode every time).
 
-    A subclass takes these arguments (and its own), sets ``files`` (the image file of every record) and implements
-    :meth:`people`, :meth:`warp_params` and :meth:`item_fields`. Each process that reads items calls
-    ``tune_malloc()`` once.
+    A subclass takes these arguments (and its own), sets ``files`` (the image file of every record) and
+    ``image_sizes`` ((N, 2) their full (width, height) from the annotation file), implements :meth:`people`,
+    :meth:`warp_params`, :meth:`smallest_warp_scale` and :meth:`item_fields`, and ends its ``__init__`` with
+    :meth:`open_image_cache`. Each process that reads items calls ``tune_malloc()`` once.
     """
 
     files: Sequence[str]
+    image_sizes: np.ndarray
 
     def __init__(
         self,
@@ -210,6 +194,8 @@ class SampleDataset(Dataset, ABC):
         augmentation: Any | None = None,
         dropper: KeypointDropper | None = None,
         skip_unreadable_images: bool = False,
+        decode: str = "full",
+        cache: ImageCacheSettings | None = None,
     ) -> None:
         if dropper is not None and not callable(getattr(dropper, "drop", None)):
             raise TypeError(f"dropper {type(dropper).__name__} has no drop(image, keypoints, rng) method")
@@ -222,6 +208,8 @@ class SampleDataset(Dataset, ABC):
         self.augmentation = augmentation if train else None
         self.dropper = dropper if train else None
         self.image_reader = ImageReader(skip_unreadable_images)
+        self.decode = check_decode_mode(decode)
+        self.cache_settings = cache
         self.flip_index = self.layout.flip_index
         self.stage_timer: StageTimer | None = None
         self._malloc_pid: int | None = None
@@ -247,28 +235,59 @@ class SampleDataset(Dataset, ABC):
         """Centre, scale, rotation and flip of record ``index``'s warp (drawn from ``rng`` when training)."""
 
     @abstractmethod
+    def smallest_warp_scale(self, index: int) -> np.ndarray:
+        """The smallest region (w, h) in image px :meth:`warp_params` can draw for record ``index``."""
+
+    @abstractmethod
     def item_fields(self, sample: WarpedSample, targets: dict[str, Any]) -> dict[str, Any]:
         """What the paradigm's items carry besides the image, the targets and the dropper's statistics."""
 
     # ---- the shared steps ----------------------------------------------------------------------
+    def open_image_cache(self) -> None:
+        """Build (or open) the decoded-image cache of ``cache``: called once the records are loaded, before
+        loader workers fork (they share it)."""
+        if self.cache_settings is not None:
+            self.image_reader.cache = self.cache_settings.build(Path(self.ann_file).stem, *self.image_plan())
+
+    def image_plan(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Each image file, the decode factor every warp of its records allows (1 unless ``decode="scaled"``)
+        and its full (width, height): what the image cache stores."""
+        factors = [
+            reduction_factor(self.smallest_warp_scale(i), self.input_size) if self.decode == "scaled" else 1
+            for i in range(len(self.files))
+        ]
+        files, factors = smallest_factor_per_file(self.files, factors)
+        size_of = dict(zip(map(str, self.files), self.image_sizes, strict=True))
+        return files, factors, np.array([size_of[f] for f in files], dtype=np.int64).reshape(-1, 2)
+
     def sample(self, key: int | SampleKey) -> WarpedSample:
-        """Decode, draw the warp, warp (flip folded in, joints swapped left/right) and drop."""
+        """Draw the warp, read the image at the resolution it allows, warp (flip and decode reduction folded in,
+        joints swapped left/right) and drop."""
         key = as_sample_key(key)
         if self._malloc_pid != os.getpid():  # once per (worker) process
             tune_malloc()
             self._malloc_pid = os.getpid()
         timer = self.stage_timer or _NO_TIMER
         timer.start()
-        image, index = self.image_reader.read(self.files, key.index)
+        random = self.augmentation is not None or self.dropper is not None
+
+        def plan(index: int) -> tuple[tuple[np.ndarray, AugmentationParams, Any], int]:
+            # a fresh stream per plan: a record read in place of an unreadable one draws what it draws unskipped
+            rng = key.rng() if random else None
+            people = self.people(index)
+            params = self.warp_params(index, tuple(self.image_sizes[index]), people, rng)
+            timer.lap("augmentation")
+            factor = reduction_factor(params.scale, self.input_size) if self.decode == "scaled" else 1
+            return (people, params, rng), factor
+
+        read, (people, params, rng) = self.image_reader.read_planned(self.files, key.index, plan)
+        index = read.index
+        width, height = (int(v) for v in self.image_sizes[index])
+        check_image_size(read, self.files[index], (width, height), self.ann_file)
         timer.lap("decode")
-        height, width = image.shape[:2]
-        people = self.people(index)
-        rng = key.rng() if self.augmentation is not None or self.dropper is not None else None
-        params = self.warp_params(index, (width, height), people, rng)
-        timer.lap("augmentation")
 
         matrix = udp_warp_matrix(params.center, params.scale, params.rotation, self.input_size, params.flip)
-        warped = warp_to_rgb(image, matrix, self.input_size)
+        warped = warp_to_rgb(read.image, reduced_image_matrix(matrix, read.factor), self.input_size)
         num_people, num_joints = people.shape[:2]
         xy = apply_affine(people[..., :2].reshape(-1, 2), matrix).reshape(num_people, num_joints, 2)
         flags = people[..., 2]

@@ -1,7 +1,8 @@
 """``TopDownDataset``: one person crop per item through the shared sample pipeline (``aidpose.data.pipeline``).
 
-Per item: decode the image (cv2, every time), sample the augmentation of the person's box, warp once with the
-UDP matrix (flip folded in), let the dropper drop information from the crop, encode the codec's targets.
+Per item: sample the augmentation of the person's box, read the image (at the reduction the crop allows, or from
+the decoded-image cache), warp once with the UDP matrix (flip and reduction folded in), let the dropper drop
+information from the crop, encode the codec's targets.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from aidpose.data.coco import load_instances
+from aidpose.data.coco import image_sizes, load_instances
 from aidpose.data.pipeline import SampleDataset, WarpedSample
 from aidpose.geometry.affine import box_to_center_scale, invert_affine
 from aidpose.geometry.augment import AugmentationParams
@@ -61,9 +62,11 @@ class TopDownDataset(SampleDataset):
             skip_unreadable_images=self.image_reader.skip_unreadable,
         )
         self.files = self.records.file
+        self.image_sizes = image_sizes(self.coco, self.records.image_id, ann_file, np.int64)
         self.aspect_ratio = self.input_size[0] / self.input_size[1]
         self.centers, self.scales = box_to_center_scale(self.records.bbox, self.aspect_ratio, padding)
         self.upper_body_ids = self.layout.upper_body_ids
+        self.open_image_cache()
 
     def __len__(self) -> int:
         return len(self.records)
@@ -79,6 +82,14 @@ class TopDownDataset(SampleDataset):
         if self.augmentation is None:
             return AugmentationParams(center, scale, 0.0, False, False)
         return self.augmentation.sample(rng, people[0], center, scale, self.aspect_ratio, self.upper_body_ids)
+
+    def smallest_warp_scale(self, index: int) -> np.ndarray:
+        if self.augmentation is None:
+            return self.scales[index]
+        keypoints = self.records.keypoints[index]
+        return self.augmentation.smallest_scale(
+            keypoints, self.scales[index], self.aspect_ratio, self.upper_body_ids
+        )
 
     def item_fields(self, sample: WarpedSample, targets: dict[str, Any]) -> dict[str, Any]:
         index = sample.index

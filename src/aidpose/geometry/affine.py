@@ -95,11 +95,10 @@ def clip_boxes(boxes_xywh: np.ndarray, image_sizes: np.ndarray) -> tuple[np.ndar
 def warp_to_rgb(image_bgr: np.ndarray, matrix: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
     """Warp a BGR image with a 2×3 matrix (bilinear, black border) → contiguous HWC RGB uint8 crop.
 
-    cv2 warps 4-channel images with SIMD, 3-channel ones without: converting to RGBA first and back
-    after the warp is about 100 µs faster per 256×192 crop than warping the BGR image directly.
+    The BGR image is warped as it is and only the crop is converted to RGB: converting the whole image to RGBA
+    first, for cv2's faster 4-channel warp, costs more than that warp saves (the pixels are the same).
     """
-    rgba = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGBA)
     crop = cv2.warpAffine(
-        rgba, matrix, output_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        image_bgr, matrix, output_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
     )
-    return cv2.cvtColor(crop, cv2.COLOR_RGBA2RGB)
+    return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)

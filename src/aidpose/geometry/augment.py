@@ -136,6 +136,19 @@ class TopDownAugmentation:
         flip = bool(rng.random() < self.flip_prob)
         return AugmentationParams(center, scale, rotation, flip, half_body)
 
+    def smallest_scale(
+        self, keypoints: np.ndarray, scale: np.ndarray, aspect_ratio: float, upper_body_ids: Sequence[int]
+    ) -> np.ndarray:
+        """The smallest crop scale (w, h) :meth:`sample` can draw for this person: its padded box or, where
+        half-body crops apply, the smaller half-body box, shrunk by the largest scale draw ``1 - scale_sigma``."""
+        boxes = [np.asarray(scale, dtype=np.float64)]
+        if self.half_body_prob > 0 and np.count_nonzero(keypoints[:, 2] > 0) > self.half_body_min_keypoints:
+            for prefer_upper in (True, False):
+                box = half_body_box(keypoints, upper_body_ids, prefer_upper, aspect_ratio)
+                if box is not None:
+                    boxes.append(box[1])
+        return min(boxes, key=lambda b: b[0]) * (1.0 - self.scale_sigma)
+
 
 def image_region(image_size: Sequence[int], input_size: Sequence[int], factor: float = 1.0) -> np.ndarray:
     """Size (w, h) in image px of the region that fills the input: its short side ``factor`` × the
@@ -182,3 +195,7 @@ class BottomUpAugmentation:
         shift = rng.uniform(-1.0, 1.0, size=2) * self.max_translate * min(scale) / REFERENCE_SIZE
         center = (np.asarray(image_size, dtype=np.float64) - 1) / 2 + shift
         return AugmentationParams(center, scale, float(rotation), bool(rng.random() < self.flip_prob), False)
+
+    def smallest_scale(self, image_size: Sequence[int], input_size: Sequence[int]) -> np.ndarray:
+        """The smallest region (w, h) :meth:`sample` can draw for an image: that of ``min_scale``."""
+        return image_region(image_size, input_size, self.min_scale)
