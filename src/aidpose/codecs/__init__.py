@@ -5,6 +5,7 @@ from aidpose.codecs.base import TEST_OPTIONS, KeypointCodec, Prediction
 from aidpose.codecs.megvii_heatmap import MegviiHeatmapCodec
 from aidpose.codecs.udp_combined import UDPCombinedCodec
 from aidpose.codecs.udp_heatmap import (
+    CropMapCodec,
     UDPHeatmapCodec,
     decode_to_image,
     decode_udp_heatmaps,
@@ -16,6 +17,7 @@ from aidpose.codecs.udp_heatmap import (
 __all__ = [
     "TEST_OPTIONS",
     "AssociativeEmbeddingCodec",
+    "CropMapCodec",
     "KeypointCodec",
     "MegviiHeatmapCodec",
     "Prediction",

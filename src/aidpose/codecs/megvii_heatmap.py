@@ -19,11 +19,10 @@ import cv2
 import numpy as np
 import torch
 
-from aidpose.codecs.base import KeypointCodec, Prediction
+from aidpose.codecs.base import Prediction
 from aidpose.codecs.udp_heatmap import (
+    CropMapCodec,
     _to_numpy,
-    check_heatmap_sizes,
-    checked_size,
     crop_person,
     flip_back_heatmaps,
     gaussian_blur_heatmaps,
@@ -139,7 +138,7 @@ Outputs = list[torch.Tensor] | list[np.ndarray] | torch.Tensor | np.ndarray
 
 
 @dataclass(frozen=True)
-class MegviiHeatmapCodec(KeypointCodec):
+class MegviiHeatmapCodec(CropMapCodec):
     """Top-down multi-level Megvii heatmaps for a head with one output per stage and unit (RSN's ``MSPNHead``; the
     :class:`~aidpose.codecs.base.KeypointCodec` contract, ``paradigm/codec=megvii_heatmap``).
 
@@ -156,16 +155,13 @@ class MegviiHeatmapCodec(KeypointCodec):
         flip_test: decode the mean of the crop's and its mirror's last outputs (``test.flip``).
     """
 
-    input_size: tuple[int, int]
-    heatmap_size: tuple[int, int]
     kernel_sizes: tuple[int, ...]
     level_indices: tuple[int, ...]
     blur_kernel: int = 5
     flip_test: bool = True
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input_size", checked_size("input_size", self.input_size))
-        object.__setattr__(self, "heatmap_size", checked_size("heatmap_size", self.heatmap_size))
+        super().__post_init__()
         kernels = tuple(int(k) for k in self.kernel_sizes)
         levels = tuple(int(i) for i in self.level_indices)
         if not kernels or any(k < 1 or k % 2 != 1 for k in kernels):
@@ -188,11 +184,10 @@ class MegviiHeatmapCodec(KeypointCodec):
         """One heatmap per keypoint in each output (one output per entry of ``level_indices``)."""
         return [num_keypoints] * len(self.level_indices)
 
-    def check_output_size(self, output_sizes: Sequence[Sequence[int]], network: str) -> None:
-        """Raise a clear error unless there is one output per level index, each ``heatmap_size``."""
-        check_heatmap_sizes(
-            output_sizes, len(self.level_indices), self.input_size, self.heatmap_size, network
-        )
+    @property
+    def num_outputs(self) -> int:
+        """One output per level index (per stage and unit of the head)."""
+        return len(self.level_indices)
 
     def encode(self, keypoints: np.ndarray, visible: np.ndarray) -> dict[str, np.ndarray]:
         """``heatmaps`` ``(L, K, h, w)`` (one level per kernel size, peak 255) and ``keypoint_weights`` ``(K,)``

@@ -25,11 +25,10 @@ import cv2
 import numpy as np
 import torch
 
-from aidpose.codecs.base import KeypointCodec, Prediction
+from aidpose.codecs.base import Prediction
 from aidpose.codecs.udp_heatmap import (
+    CropMapCodec,
     _to_numpy,
-    check_heatmap_sizes,
-    checked_size,
     crop_person,
     heatmap_to_input,
     scored_people,
@@ -168,7 +167,7 @@ def flip_back_combined(
 
 
 @dataclass(frozen=True)
-class UDPCombinedCodec(KeypointCodec):
+class UDPCombinedCodec(CropMapCodec):
     """Top-down UDP combined target (the paper's "UDP v1"): per keypoint of a crop a label disc and x/y offset maps
     (the :class:`~aidpose.codecs.base.KeypointCodec` contract; ``paradigm/codec=udp_combined``).
 
@@ -183,16 +182,13 @@ class UDPCombinedCodec(KeypointCodec):
         flip_test: decode the mean of the crop's and its mirror's outputs (``test.flip``).
     """
 
-    input_size: tuple[int, int]
-    heatmap_size: tuple[int, int]
     radius_factor: float = 0.0546875
     blur_kernel: int = 15
     offset_blur_kernel: int = 7
     flip_test: bool = True
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input_size", checked_size("input_size", self.input_size))
-        object.__setattr__(self, "heatmap_size", checked_size("heatmap_size", self.heatmap_size))
+        super().__post_init__()
         if not self.radius_factor > 0:
             raise ValueError(
                 f"codec radius_factor must be > 0 (0.0546875: 3.5 px at 64×48), got {self.radius_factor}"
@@ -208,10 +204,6 @@ class UDPCombinedCodec(KeypointCodec):
     def output_channels(self, num_keypoints: int) -> int:
         """Three maps per keypoint: label, x-offset, y-offset."""
         return 3 * num_keypoints
-
-    def check_output_size(self, output_sizes: Sequence[Sequence[int]], network: str) -> None:
-        """Raise a clear error when the network's output ``[(width, height)]`` is not ``[heatmap_size]``."""
-        check_heatmap_sizes(output_sizes, 1, self.input_size, self.heatmap_size, network)
 
     def encode(self, keypoints: np.ndarray, visible: np.ndarray) -> dict[str, np.ndarray]:
         """``heatmaps`` ``(3K, h, w)`` (label, x-, y-offset per keypoint) and ``keypoint_weights`` ``(K,)`` of the

@@ -241,7 +241,35 @@ def scored_people(keypoints: np.ndarray) -> Prediction:
 
 
 @dataclass(frozen=True)
-class UDPHeatmapCodec(KeypointCodec):
+class CropMapCodec(KeypointCodec):
+    """The part every top-down heatmap codec shares: maps of ``heatmap_size`` for a crop of ``input_size``, one
+    stack per network output (``num_outputs``; the sizes are checked when the model is built).
+
+    Args:
+        input_size: (width, height) of the network input (the crop).
+        heatmap_size: (width, height) of the maps; must be the network's output size for ``input_size``.
+    """
+
+    input_size: tuple[int, int]
+    heatmap_size: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_size", checked_size("input_size", self.input_size))
+        object.__setattr__(self, "heatmap_size", checked_size("heatmap_size", self.heatmap_size))
+
+    @property
+    def num_outputs(self) -> int:
+        """How many outputs of ``heatmap_size`` the network has (one; multi-stage heads more)."""
+        return 1
+
+    def check_output_size(self, output_sizes: Sequence[Sequence[int]], network: str) -> None:
+        """Raise a clear error unless the network's outputs ``[(width, height)]`` are ``num_outputs`` times
+        ``heatmap_size``."""
+        check_heatmap_sizes(output_sizes, self.num_outputs, self.input_size, self.heatmap_size, network)
+
+
+@dataclass(frozen=True)
+class UDPHeatmapCodec(CropMapCodec):
     """Top-down UDP heatmaps: one Gaussian heatmap per keypoint of one person's crop (the
     :class:`~aidpose.codecs.base.KeypointCodec` contract), built once from ``paradigm.codec`` and shared by the
     dataset (:meth:`encode`), the LightningModule and inference (:meth:`decode`, :meth:`flip_back`).
@@ -255,15 +283,12 @@ class UDPHeatmapCodec(KeypointCodec):
         flip_test: decode the mean of the crop's and its mirror's heatmaps (``test.flip``).
     """
 
-    input_size: tuple[int, int]
-    heatmap_size: tuple[int, int]
     sigma: float
     blur_kernel: int = 11
     flip_test: bool = True
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input_size", checked_size("input_size", self.input_size))
-        object.__setattr__(self, "heatmap_size", checked_size("heatmap_size", self.heatmap_size))
+        super().__post_init__()
         if not self.sigma > 0:
             raise ValueError(f"codec sigma must be > 0, got {self.sigma}")
         if int(self.blur_kernel) < 1 or int(self.blur_kernel) % 2 != 1:
@@ -277,10 +302,6 @@ class UDPHeatmapCodec(KeypointCodec):
     def output_channels(self, num_keypoints: int) -> int:
         """One heatmap per keypoint."""
         return num_keypoints
-
-    def check_output_size(self, output_sizes: Sequence[Sequence[int]], network: str) -> None:
-        """Raise a clear error when the network's output ``[(width, height)]`` is not ``[heatmap_size]``."""
-        check_heatmap_sizes(output_sizes, 1, self.input_size, self.heatmap_size, network)
 
     def encode(self, keypoints: np.ndarray, visible: np.ndarray) -> dict[str, np.ndarray]:
         """``heatmaps`` ``(K, h, w)`` and ``keypoint_weights`` ``(K,)`` of the one person ``(1, K, 2)`` of a
