@@ -54,13 +54,14 @@ def udp_warp_matrix(
     sy = (h - 1) / float(scale[1])
     cos, sin = math.cos(math.radians(rotation_deg)), math.sin(math.radians(rotation_deg))
     cx, cy = float(center[0]), float(center[1])
-    # crop = S·R·(p - c) + (out - 1) / 2
-    a = np.array([[sx * cos, -sx * sin], [sy * sin, sy * cos]])
-    t = np.array([(w - 1) * 0.5, (h - 1) * 0.5]) - a @ np.array([cx, cy])
+    # crop = S·R·(p - c) + (out - 1) / 2, in Python floats (the same float64 arithmetic as numpy's, with less
+    # overhead for a 2×3 matrix built per sample)
+    a00, a01, a10, a11 = sx * cos, -sx * sin, sy * sin, sy * cos
+    t0 = (w - 1) * 0.5 - (a00 * cx + a01 * cy)
+    t1 = (h - 1) * 0.5 - (a10 * cx + a11 * cy)
     if flip:
-        a[0] = -a[0]
-        t[0] = (w - 1) - t[0]
-    return np.concatenate([a, t[:, None]], axis=1).astype(np.float32)
+        a00, a01, t0 = -a00, -a01, (w - 1) - t0
+    return np.array([[a00, a01, t0], [a10, a11, t1]], dtype=np.float32)
 
 
 def invert_affine(matrix: np.ndarray) -> np.ndarray:
