@@ -11,6 +11,7 @@ from aidpose.geometry.affine import (
     box_to_center_scale,
     clip_boxes,
     fix_aspect_ratio,
+    hwc_to_chw,
     invert_affine,
     udp_warp_matrix,
     warp_to_rgb,
@@ -116,3 +117,13 @@ def test_warp_to_rgb_gives_the_pixels_of_warping_the_rgba_image(coco_mini) -> No
         crop = warp_to_rgb(image, matrix, OUT)
         assert crop.flags.c_contiguous and crop.shape == (OUT[1], OUT[0], 3)
         np.testing.assert_array_equal(crop, expected)
+
+
+def test_hwc_to_chw_is_a_contiguous_copy_of_the_planes():
+    image = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    planes = hwc_to_chw(image)
+    assert planes.shape == (3, 4, 5) and planes.flags.c_contiguous and planes.dtype == np.uint8
+    assert planes[2, 1, 3] == image[1, 3, 2] == 1 * 15 + 3 * 3 + 2
+    np.testing.assert_array_equal(planes, image.transpose(2, 0, 1))
+    planes[0] = 0
+    assert image[..., 0].any()  # a copy, not a view

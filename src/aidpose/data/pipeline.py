@@ -39,7 +39,7 @@ from aidpose.data.images import (
     smallest_factor_per_file,
 )
 from aidpose.data.keypoints import get_layout
-from aidpose.geometry.affine import apply_affine, udp_warp_matrix, warp_to_rgb
+from aidpose.geometry.affine import apply_affine, hwc_to_chw, udp_warp_matrix, warp_to_rgb
 from aidpose.geometry.augment import AugmentationParams
 
 
@@ -317,7 +317,7 @@ class SampleDataset(Dataset, ABC):
         timer.lap("target")
         visible = sample.visible
         item = {
-            "image": np.ascontiguousarray(sample.image.transpose(2, 0, 1)),  # CHW
+            "image": hwc_to_chw(sample.image),
             **targets,
             "visible_count": visible.sum(0, dtype=np.int64),
             "dropped_count": (visible & sample.dropped).sum(0, dtype=np.int64),

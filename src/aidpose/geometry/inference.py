@@ -13,7 +13,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from aidpose.geometry.affine import box_to_center_scale, invert_affine, udp_warp_matrix, warp_to_rgb
+from aidpose.geometry.affine import (
+    box_to_center_scale,
+    hwc_to_chw,
+    invert_affine,
+    udp_warp_matrix,
+    warp_to_rgb,
+)
 
 
 def crop_boxes(
@@ -111,6 +117,6 @@ def scale_inputs(
     height, width = image_bgr.shape[:2]
     images, matrices = [], []
     for matrix, size in inference_warps((width, height), input_size, scales, size_divisor, size_rule):
-        images.append(np.ascontiguousarray(warp_to_rgb(image_bgr, matrix, size).transpose(2, 0, 1)))
+        images.append(hwc_to_chw(warp_to_rgb(image_bgr, matrix, size)))
         matrices.append(matrix)
     return images, np.stack(matrices)
