@@ -68,8 +68,12 @@ class KeypointCodec(ABC):
         ``flip_index``)."""
 
     def merge_flip(self, outputs: Any, mirrored: Any, flip_index: Sequence[int] | np.ndarray) -> Any:
-        """The flip test: outputs of an input and of its mirror in one (here: their mean, after flip-back)."""
-        return 0.5 * (outputs + self.flip_back(mirrored, flip_index))
+        """The flip test: outputs of an input and of its mirror in one (here: their mean, after flip-back; of
+        each output, for a list of outputs)."""
+        flipped = self.flip_back(mirrored, flip_index)
+        if isinstance(outputs, (list, tuple)):
+            return [0.5 * (o + m) for o, m in zip(outputs, flipped, strict=True)]
+        return 0.5 * (outputs + flipped)
 
     @abstractmethod
     def decode(self, outputs: Any, to_image: np.ndarray) -> Prediction:

@@ -26,9 +26,9 @@ from aidpose.codecs.udp_heatmap import (
     crop_person,
     flip_back_heatmaps,
     gaussian_blur_heatmaps,
+    keypoints_in_image,
     scored_people,
 )
-from aidpose.geometry.affine import apply_affine
 
 MEGVII_PEAK = 255.0
 
@@ -184,11 +184,6 @@ class MegviiHeatmapCodec(CropMapCodec):
         """One heatmap per keypoint in each output (one output per entry of ``level_indices``)."""
         return [num_keypoints] * len(self.level_indices)
 
-    @property
-    def num_outputs(self) -> int:
-        """One output per level index (per stage and unit of the head)."""
-        return len(self.level_indices)
-
     def encode(self, keypoints: np.ndarray, visible: np.ndarray) -> dict[str, np.ndarray]:
         """``heatmaps`` ``(L, K, h, w)`` (one level per kernel size, peak 255) and ``keypoint_weights`` ``(K,)``
         of the one person ``(1, K, 2)`` of a crop (see :func:`encode_multilevel_megvii_heatmaps`)."""
@@ -205,19 +200,10 @@ class MegviiHeatmapCodec(CropMapCodec):
             return [flip_back_heatmaps(o, flip_index) for o in outputs]
         return flip_back_heatmaps(outputs, flip_index)
 
-    def merge_flip(
-        self, outputs: Outputs, mirrored: Outputs, flip_index: Sequence[int] | np.ndarray | torch.Tensor
-    ) -> Outputs:
-        """The mean of every output and its mirror's (flipped back): the validation loss still sees every output."""
-        if isinstance(outputs, (list, tuple)):
-            return [0.5 * (o + m) for o, m in zip(outputs, self.flip_back(mirrored, flip_index), strict=True)]
-        return 0.5 * (outputs + self.flip_back(mirrored, flip_index))
-
     def decode(self, outputs: Outputs, to_image: np.ndarray) -> Prediction:
         """The last output ``(N, K, h, w)`` (or the one array given) of N crops and their crop → image matrices
         ``(N, 2, 3)`` → the N people in image pixels (see :func:`decode_megvii_heatmaps`), scored by their mean
         keypoint score."""
         last = outputs[-1] if isinstance(outputs, (list, tuple)) else outputs
         crop_xy, scores = decode_megvii_heatmaps(last, self.input_size, self.blur_kernel)
-        image_xy = apply_affine(crop_xy.astype(np.float64), np.asarray(to_image))
-        return scored_people(np.concatenate([image_xy, scores[..., None]], axis=-1).astype(np.float32))
+        return scored_people(keypoints_in_image(crop_xy.astype(np.float64), scores, to_image))

@@ -31,10 +31,10 @@ from aidpose.codecs.udp_heatmap import (
     _to_numpy,
     crop_person,
     heatmap_to_input,
+    keypoints_in_image,
     scored_people,
     udp_stride,
 )
-from aidpose.geometry.affine import apply_affine
 
 _CV_MAX_CHANNELS = (
     128  # the most channels of one image OpenCV 5 accepts: blur at most this many maps per call
@@ -141,8 +141,7 @@ def decode_udp_combined_to_image(
     coords, scores = decode_udp_combined(
         outputs, heatmap_size, radius_factor, label_blur_kernel, offset_blur_kernel
     )
-    image_xy = apply_affine(heatmap_to_input(coords, input_size, heatmap_size), np.asarray(inv_affine))
-    return np.concatenate([image_xy, scores[..., None]], axis=-1).astype(np.float32)
+    return keypoints_in_image(heatmap_to_input(coords, input_size, heatmap_size), scores, inv_affine)
 
 
 def flip_back_combined(

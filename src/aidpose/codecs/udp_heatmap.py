@@ -176,8 +176,14 @@ def decode_to_image(
 ) -> np.ndarray:
     """Heatmaps ``(N, K, h, w)`` and crop→image matrices ``(N, 2, 3)`` → ``(N, K, 3)`` [x, y, score]."""
     coords, maxvals = decode_udp_heatmaps(heatmaps, blur_kernel_size)
-    image_xy = apply_affine(heatmap_to_input(coords, input_size, heatmap_size), np.asarray(inv_affine))
-    return np.concatenate([image_xy, maxvals[..., None]], axis=-1).astype(np.float32)
+    return keypoints_in_image(heatmap_to_input(coords, input_size, heatmap_size), maxvals, inv_affine)
+
+
+def keypoints_in_image(input_xy: np.ndarray, scores: np.ndarray, to_image: np.ndarray) -> np.ndarray:
+    """Keypoints ``(N, K, 2)`` in input (crop) pixels, their scores ``(N, K)`` and the crop → image matrices
+    ``(N, 2, 3)`` → ``(N, K, 3)`` float32 [x, y, score] in image pixels (the last step of every top-down decode)."""
+    image_xy = apply_affine(input_xy, np.asarray(to_image))
+    return np.concatenate([image_xy, scores[..., None]], axis=-1).astype(np.float32)
 
 
 def flip_back_heatmaps(
@@ -259,8 +265,10 @@ class CropMapCodec(KeypointCodec):
 
     @property
     def num_outputs(self) -> int:
-        """How many outputs of ``heatmap_size`` the network has (one; multi-stage heads more)."""
-        return 1
+        """How many outputs of ``heatmap_size`` the network has: one, or one per entry of ``output_channels``
+        when it is a list (multi-stage heads)."""
+        channels = self.output_channels(1)
+        return len(channels) if isinstance(channels, list) else 1
 
     def check_output_size(self, output_sizes: Sequence[Sequence[int]], network: str) -> None:
         """Raise a clear error unless the network's outputs ``[(width, height)]`` are ``num_outputs`` times

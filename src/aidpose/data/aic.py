@@ -11,7 +11,6 @@ Annotations are the COCO-style JSON that toolboxes convert AIC to (visibility 0 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -46,21 +45,22 @@ def aic_annotation_to_coco(annotation: dict) -> dict:
             f"{3 * AIC.num_keypoints} (14 joints × x, y, v); is this file AIC's?"
         )
     mapped = map_keypoints(np.asarray(flat, dtype=np.float64).reshape(AIC.num_keypoints, 3), AIC_TO_COCO, 17)
-    converted = copy.deepcopy(annotation)
-    converted["keypoints"] = mapped.ravel().tolist()
-    converted["num_keypoints"] = int((mapped[:, 2] > 0).sum())
-    return converted
+    return {
+        **annotation,
+        "keypoints": mapped.ravel().tolist(),
+        "num_keypoints": int((mapped[:, 2] > 0).sum()),
+    }
 
 
 def aic_dataset_to_coco(dataset: dict) -> dict:
     """A COCO-style AIC keypoint file (``images``, ``annotations``, ``categories``) in COCO's 17-joint layout:
     every annotation converted (:func:`aic_annotation_to_coco`), the person category given COCO's keypoint names
     and skeleton."""
-    converted = {k: copy.deepcopy(v) for k, v in dataset.items() if k not in ("annotations", "categories")}
+    converted = {k: v for k, v in dataset.items() if k not in ("annotations", "categories")}
     converted["annotations"] = [aic_annotation_to_coco(a) for a in dataset.get("annotations", [])]
     converted["categories"] = [
         {
-            **copy.deepcopy(c),
+            **c,
             "keypoints": list(COCO.keypoint_names),
             "skeleton": [list(s) for s in COCO.skeleton],
         }

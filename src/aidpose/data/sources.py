@@ -96,16 +96,8 @@ class CocoSource:
             test_ann=root / self.test_file if test else None,
             test_images=root / self.test_images if test else None,
         )
-        names = (
-            "train_ann",
-            "train_images",
-            "val_ann",
-            "val_images",
-            *(("test_ann", "test_images") if test else ()),
-        )
-        for name in names:
-            path = getattr(splits, name)
-            if not path.exists():
+        for name, path in vars(splits).items():
+            if isinstance(path, Path) and not path.exists():
                 raise FileNotFoundError(
                     f"dataset {name}: {path} does not exist. Set dataset.source.root=DIR to the folder holding "
                     f"the data. {self.download_hint}".rstrip()

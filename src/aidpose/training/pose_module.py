@@ -143,23 +143,25 @@ class PoseModule(pl.LightningModule, ABC):
             if key in metrics:
                 self.log(f"val/{key}", metrics[key], prog_bar=key == "AP")
 
-    def compute_metrics(self, ann_file: str | Path) -> dict[str, float]:
-        """Gather this epoch's predictions from every rank and score them against ``ann_file``."""
+    def collect_results(self) -> list[dict[str, Any]]:
+        """Gather this epoch's predictions from every rank into COCO results (kept in ``last_results``)."""
         predictions = gather_predictions(self._val_outputs)
         self._val_outputs = []
         self.last_results = self.coco_results(predictions)
-        return evaluate_results(ann_file, self.last_results, dataset=self.test_cfg["dataset"])
+        return self.last_results
+
+    def compute_metrics(self, ann_file: str | Path) -> dict[str, float]:
+        """Gather this epoch's predictions from every rank and score them against ``ann_file``."""
+        return evaluate_results(ann_file, self.collect_results(), dataset=self.test_cfg["dataset"])
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self.validation_step(batch, batch_idx)
 
     def on_test_epoch_end(self) -> None:
         dataset = self.trainer.datamodule.val_dataset
-        if not has_annotations(
-            dataset.coco
-        ):  # images only (COCO test-dev): results, and no metric to compute
-            self.last_results = self.coco_results(gather_predictions(self._val_outputs))
-            self._val_outputs, self.last_metrics = [], {}
+        if not has_annotations(dataset.coco):  # images only (COCO test-dev): results, no metric to compute
+            self.collect_results()
+            self.last_metrics = {}
             return
         self.last_metrics = self.compute_metrics(dataset.ann_file)
         for key, value in self.last_metrics.items():
