@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, open_dict
 
-from aidpose.runtime import CONFIG_PATH
+from aidpose.runtime import compose_outside_cli
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,21 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def compose_run_config(overrides: list[str], output_dir: Path) -> DictConfig:
     """``conf/train.yaml`` with ``overrides``, as ``aidpose.train`` composes it (no Hydra run folder), without the
     run's starting weights (ImageNet download, ``init_weights``): the source gives them."""
-    from hydra import compose, initialize_config_dir, initialize_config_module
-    from hydra.core.hydra_config import HydraConfig
-
     from aidpose.builders import skip_backbone_weights
 
-    if CONFIG_PATH.startswith("pkg://"):
-        context = initialize_config_module(CONFIG_PATH[len("pkg://") :], version_base="1.3")
-    else:
-        context = initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3")
-    with context:
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
+    cfg = compose_outside_cli("train", overrides, Path.cwd(), None, output_dir)
     with open_dict(cfg):
-        cfg.paths.root = str(Path.cwd())
-        cfg.paths.output_dir = str(output_dir)
         cfg.task_name = "import_weights"
         skip_backbone_weights(cfg.backbone)  # the source replaces the weights: nothing to download
         # a training start, not part of the model (e.g. a released recipe's mandatory udp_checkpoint)

@@ -7,6 +7,7 @@ job. Light to import: torch and Hydra's internals are imported inside the functi
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -166,21 +167,39 @@ def restored_environ() -> Iterator[None]:
 
 
 def compose_outside_cli(
-    config_name: str, overrides: list[str], root: str | Path, data_dir: str | Path, output_dir: str | Path
+    config_name: str,
+    overrides: list[str],
+    root: str | Path,
+    data_dir: str | Path | None,
+    output_dir: str | Path,
 ) -> Any:
-    """Compose ``conf/<config_name>.yaml`` with ``overrides`` as its CLI would, outside a Hydra app (tests,
-    scripts/gpu_check.py), with ``paths.root``, ``paths.data_dir`` and ``paths.output_dir`` set."""
-    from hydra import compose, initialize_config_dir
+    """Compose ``<CONFIG_PATH>/<config_name>.yaml`` with ``overrides`` as its CLI would, outside a Hydra app
+    (tests, ``aidpose.import_weights``, scripts), with ``paths.root``, ``paths.output_dir`` and, unless None,
+    ``paths.data_dir`` set."""
+    from hydra import compose, initialize_config_dir, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
-    checkout = PACKAGE_DIR.parents[1] / "conf"
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(checkout), version_base="1.3"):
+    if CONFIG_PATH.startswith("pkg://"):
+        context = initialize_config_module(CONFIG_PATH[len("pkg://") :], version_base="1.3")
+    else:
+        context = initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3")
+    with context:
         cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         cfg.paths.root = str(root)
         cfg.paths.output_dir = str(output_dir)
-        cfg.paths.data_dir = str(data_dir)
+        if data_dir is not None:
+            cfg.paths.data_dir = str(data_dir)
     return cfg
+
+
+def write_json(path: Path, data: Any, indent: int | None = 2) -> None:
+    """Write ``data`` as JSON atomically (a temporary file of this process renamed over ``path``): never half a
+    file, and processes writing the same file at once never mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=indent))
+    os.replace(tmp, path)

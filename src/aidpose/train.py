@@ -11,9 +11,7 @@ both.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, open_dict
 
-from aidpose.runtime import CONFIG_PATH, restored_environ
+from aidpose.runtime import CONFIG_PATH, restored_environ, write_json
 
 log = logging.getLogger(__name__)
 
@@ -187,14 +185,6 @@ def train_stage(cfg: DictConfig, stage: Any, header: dict[str, Any], trainers: l
     if any(isinstance(logger, pl.loggers.WandbLogger) for logger in loggers):
         finish_wandb()  # one W&B run per stage and per job of a sweep; prints `wandb sync DIR` when offline
     return summary
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON atomically (a temporary file renamed over ``path``): never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 def print_summary(summary: dict[str, Any]) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from aidpose.runtime import write_json
 
 
 @dataclass(frozen=True)
@@ -157,12 +158,8 @@ class ExtraTrainSource:
         convert = getattr(self.convert, "func", self.convert)  # a functools.partial from the config
         key = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{convert.__module__}.{convert.__qualname__}"
         target = Path(self.cache_dir) / f"{source.stem}_{hashlib.sha1(key.encode()).hexdigest()[:12]}.json"
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            converted = self.convert(json.loads(source.read_text()))
-            partial = target.with_suffix(f".{os.getpid()}.tmp")  # ranks converting at once never mix
-            partial.write_text(json.dumps(converted))
-            os.replace(partial, target)
+        if not target.exists():  # ranks converting at once write their own temporary files
+            write_json(target, self.convert(json.loads(source.read_text())), indent=None)
         return TrainPart(name, target, images, float(self.ratio))
 
 

@@ -78,15 +78,22 @@ def difference_se(a: dict[str, Any], b: dict[str, Any]) -> float | None:
 
 
 def format_stat(
-    mean: float | None, std: float | None, delta: float | None = None, delta_se: float | None = None
+    mean: float | None,
+    std: float | None,
+    delta: float | None = None,
+    delta_se: float | None = None,
+    scale: float = 100,
+    digits: int = 1,
 ) -> str:
-    """``23.2 ± 0.4 (+1.1 ± 0.3)`` in percent with one decimal; a fraction in, points out; ``n/a`` if undefined."""
+    """``23.2 ± 0.4 (+1.1 ± 0.3)``: the values times ``scale`` (a fraction in, points out) with ``digits``
+    decimals; ``n/a`` if undefined."""
     if mean is None:
         return "n/a"
-    text = f"{100 * mean:.1f}" + ("" if std is None else f" ± {100 * std:.1f}")
+    text = f"{scale * mean:.{digits}f}" + ("" if std is None else f" ± {scale * std:.{digits}f}")
     if delta is None:
         return text
-    return f"{text} ({100 * delta:+.1f}" + ("" if delta_se is None else f" ± {100 * delta_se:.1f}") + ")"
+    se = "" if delta_se is None else f" ± {scale * delta_se:.{digits}f}"
+    return f"{text} ({scale * delta:+.{digits}f}{se})"
 
 
 def varying_keys(configs: Sequence[dict[str, str]]) -> list[str]:
@@ -278,10 +285,7 @@ def fit_table(cells: Sequence[dict[str, Any]]) -> list[str]:
         fit = cell["fit"]
         aps = [format_stat(fit[k]["mean"], fit[k]["std"]) for k in ("train_AP", "val_AP", "gap")]
         losses = [
-            f"{1000 * fit[k]['mean']:.3f}"
-            + ("" if fit[k]["std"] is None else f" ± {1000 * fit[k]['std']:.3f}")
-            if k in fit
-            else "n/a"
+            format_stat(fit[k]["mean"], fit[k]["std"], scale=1000, digits=3) if k in fit else "n/a"
             for k in ("train_loss", "val_loss")
         ]
         lines.append(f"| {cell['label']} | {cell['n']} | " + " | ".join(aps + losses) + " |")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,20 @@ def require_checkpoint_file(path: str | Path) -> Path:
     return path
 
 
+def load_tensors_only(
+    path: str | Path, refusal: Callable[[str], str], allowed_globals: Sequence[Any] = ()
+) -> Any:
+    """``torch.load`` on the CPU with ``weights_only=True`` (plus ``allowed_globals``): tensors and plain
+    containers only, never pickled code. A file holding other pickled objects is a ``ValueError`` whose message
+    is ``refusal(first line of torch's explanation)``."""
+    try:
+        with torch.serialization.safe_globals(list(allowed_globals)):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(refusal(first_line)) from None
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """Load a Lightning checkpoint of this project on the CPU, with a clear error when it is not one.
 
@@ -78,15 +93,14 @@ def read_checkpoint(path: str | Path) -> dict:
     untrusted checkpoint cannot run anything.
     """
     path = require_checkpoint_file(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(
+    ckpt = load_tensors_only(
+        path,
+        lambda first_line: (
             f"checkpoint {path} holds pickled Python objects, not only tensors and plain containers "
             f"({first_line}). aidpose loads checkpoints with torch.load(weights_only=True) and never unpickles "
             "code from a file: use a checkpoint written by aidpose.train, or re-save the weights you trust."
-        ) from None
+        ),
+    )
     if "state_dict" not in ckpt:
         raise ValueError(f"checkpoint {path} has no 'state_dict': not a Lightning checkpoint")
     return ckpt

@@ -9,7 +9,6 @@ listed as kept at its initial value, and a partial import is an error unless ``a
 
 from __future__ import annotations
 
-import pickle
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from aidpose.training.checkpoints import load_tensors_only
 from aidpose.weights.formats import FORMATS, InputConvention, SourceFormat, detect_format
 from aidpose.weights.names import BACKBONES, HEADS, class_path, name_map
 
@@ -129,16 +129,15 @@ def read_source(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, An
 
         content: Any = load_file(str(path))
     else:
-        try:
-            with torch.serialization.safe_globals(numpy_safe_globals()):
-                content = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ValueError(
+        content = load_tensors_only(
+            path,
+            lambda first: (
                 f"{path} holds pickled Python objects besides tensors, containers and numpy arrays ({first}). "
                 "aidpose never unpickles code from a file: in an environment you trust, re-save only the "
                 "weights: torch.save(torch.load(SRC, weights_only=False)['state_dict'], 'weights.pth')"
-            ) from None
+            ),
+            numpy_safe_globals(),
+        )
     if not isinstance(content, Mapping):
         raise ValueError(f"{path} holds a {type(content).__name__}, not a state dict or a checkpoint dict")
     state = next((content[k] for k in STATE_KEYS if isinstance(content.get(k), Mapping)), content)
