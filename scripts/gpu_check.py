@@ -152,7 +152,7 @@ def inference_throughput(
     module.eval()
     items = [val_dataset[i] for i in range(min(len(val_dataset), cfg.loader.val_batch_size))]
     if module.needs_boxes:  # top-down: a collated batch of crops on the device
-        batch: Any = to_device(torch.utils.data.default_collate(items), device)
+        batch: Any = to_device(val_dataset.collate(items), device)
     else:  # bottom-up: a list of whole images at the test scales (the module moves them)
         batch = items
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")

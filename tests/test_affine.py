@@ -13,6 +13,7 @@ from aidpose.geometry.affine import (
     fix_aspect_ratio,
     hwc_to_chw,
     invert_affine,
+    item_inverse_affine,
     udp_warp_matrix,
     warp_to_rgb,
 )
@@ -81,6 +82,19 @@ def test_invert_affine_round_trip_and_batches() -> None:
     back = apply_affine(apply_affine(pts, mats), invert_affine(mats))
     np.testing.assert_allclose(back, pts, atol=1e-3)
     np.testing.assert_allclose(invert_affine(invert_affine(mats[1])), mats[1], rtol=1e-6, atol=1e-5)
+
+
+def test_item_inverse_affine_is_the_float32_of_the_inverse() -> None:
+    """The items' cheap inverse: the same float32 values as numpy's float64 inverse, cast (random UDP warps with
+    and without rotation and flip)."""
+    rng = np.random.default_rng(7)
+    for n in range(2000):
+        matrix = udp_warp_matrix(
+            rng.uniform(0, 640, 2), rng.uniform(20, 900, 2), rng.uniform(-90, 90) * (n % 2), OUT, n % 3 == 0
+        )
+        inverse = item_inverse_affine(matrix)
+        assert inverse.dtype == np.float32
+        np.testing.assert_array_equal(inverse, invert_affine(matrix).astype(np.float32))
 
 
 def test_clip_boxes_hand_computed() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from torch.utils.data import default_collate
 
 from aidpose.codecs import UDPHeatmapCodec
 from aidpose.data.keypoints import COCO
@@ -34,7 +33,7 @@ def test_ground_truth_heatmaps_score_ap_one(coco_mini, input_size, heatmap_size,
         codec=UDPHeatmapCodec(input_size, heatmap_size, sigma, blur_kernel),
         decode=decode,
     )
-    batch = default_collate([dataset[i] for i in range(len(dataset))])
+    batch = dataset.collate([dataset[i] for i in range(len(dataset))])
     assert (dataset.image_reader.decoded[2] > 0) == (decode == "scaled")
     keypoints = dataset.codec.decode(batch["heatmaps"], batch["inv_affine"].numpy()).keypoints
     predictions = {

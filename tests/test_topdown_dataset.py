@@ -51,7 +51,7 @@ def test_train_and_val_items_have_the_documented_shapes_and_dtypes(coco_mini: Pa
     )
     assert val.augmentation is None and val.dropper is None
     for item in (train[3], val[3]):
-        assert item["image"].shape == (3, 256, 192) and item["image"].dtype == np.uint8
+        assert item["image"].shape == (256, 192, 3) and item["image"].dtype == np.uint8
         assert item["image"].flags["C_CONTIGUOUS"]
         assert item["heatmaps"].shape == (17, 64, 48) and item["heatmaps"].dtype == np.float32
         for key in ("keypoint_weights",):
@@ -63,8 +63,11 @@ def test_train_and_val_items_have_the_documented_shapes_and_dtypes(coco_mini: Pa
             assert item[key].dtype == dtype
         for key in ("bbox_score", "area"):
             assert item[key].dtype == np.float32
-    batch = next(iter(DataLoader(val, batch_size=4)))
+    batch = next(iter(DataLoader(val, batch_size=4, collate_fn=val.collate)))
     assert batch["image"].shape == (4, 3, 256, 192) and batch["image"].dtype == torch.uint8
+    # the (B, 3, H, W) view of the stacked crops: channels-last, nothing copied
+    assert batch["image"].is_contiguous(memory_format=torch.channels_last)
+    np.testing.assert_array_equal(batch["image"][1].permute(1, 2, 0).numpy(), val[1]["image"])
     assert batch["index"].tolist() == [0, 1, 2, 3]
 
 
@@ -77,10 +80,10 @@ def test_val_item_is_the_centred_udp_crop(coco_mini: Path) -> None:
     # the crop centre and corners map back to the padded box
     corners = apply_affine(np.array([[95.5, 127.5], [0.0, 0.0], [191.0, 255.0]]), item["inv_affine"])
     np.testing.assert_allclose(corners, [center, center - scale / 2, center + scale / 2], atol=1e-2)
-    # pixels: the bilinear UDP warp of the image, in RGB, channels first
+    # pixels: the bilinear UDP warp of the image, in RGB
     matrix = udp_warp_matrix(center, scale, 0.0, (192, 256))
     expected = cv2.warpAffine(cv2.imread(str(record.file[i])), matrix, (192, 256), flags=cv2.INTER_LINEAR)
-    assert np.abs(item["image"].astype(int) - expected[:, :, ::-1].transpose(2, 0, 1)).max() <= 1
+    assert np.abs(item["image"].astype(int) - expected[:, :, ::-1]).max() <= 1
     # targets: encoded from the warped keypoints; weights 1 for labelled joints (v = 1 or 2), 0 for v = 0
     keypoints = record.keypoints[i]
     crop_xy = apply_affine(keypoints[:, :2], np.linalg.inv(np.vstack([item["inv_affine"], [0, 0, 1]]))[:2])
@@ -104,7 +107,7 @@ def test_flipped_sample_is_the_mirrored_crop_with_swapped_joints(coco_mini: Path
     flip_index = plain.flip_index
     for i in (0, 5):
         a, b = flipped[i], plain[i]
-        mirror_diff = np.abs(a["image"].astype(int) - b["image"][:, :, ::-1])
+        mirror_diff = np.abs(a["image"].astype(int) - b["image"][:, ::-1])
         assert mirror_diff.max() <= 1 and np.mean(mirror_diff > 0) < 0.01  # cv2's fixed-point rounding
         np.testing.assert_allclose(
             a["heatmaps"], flip_back_heatmaps(b["heatmaps"][None], flip_index)[0], atol=1e-5
@@ -127,14 +130,12 @@ def test_dropper_runs_on_training_crops_only(coco_mini: Path) -> None:
         crop_seen.shape == (256, 192, 3) and crop_seen.dtype == np.uint8 and crop_seen.flags["C_CONTIGUOUS"]
     )
     np.testing.assert_array_equal(visibility_seen, train.records.keypoints[0, :, 2])
-    np.testing.assert_array_equal(crop_seen[128:, 96:], item["image"][:, 128:, 96:].transpose(1, 2, 0))
-    assert not item["image"][:, :128, :96].any() and item["image"][:, 128:, 96:].any()
+    np.testing.assert_array_equal(crop_seen[128:, 96:], item["image"][128:, 96:])
+    assert not item["image"][:128, :96].any() and item["image"][128:, 96:].any()
     in_region = (keypoints_seen[:, 0] < 96) & (keypoints_seen[:, 1] < 128)
     assert item["dropped_count"].tolist() == (in_region & (item["visible_count"] > 0)).tolist()
     val = _dataset(coco_mini, train=False, dropper=dropper)
-    assert (
-        val[0]["image"][:, :128, :96].any() and len(dropper.seen) == 1 and not val[0]["dropped_count"].any()
-    )
+    assert val[0]["image"][:128, :96].any() and len(dropper.seen) == 1 and not val[0]["dropped_count"].any()
 
 
 def test_aid_cutout_plugs_in(coco_mini: Path) -> None:
@@ -144,8 +145,8 @@ def test_aid_cutout_plugs_in(coco_mini: Path) -> None:
     dropper = Cutout(size_range=(0.4, 0.4))  # one ellipse, semi-axes 0.4 · 192 px, filled with 0
     item = _dataset(coco_mini, train=True, augmentation=TopDownAugmentation(), dropper=dropper)[2]
     np.testing.assert_array_equal(item["inv_affine"], plain["inv_affine"])  # same augmentation draws
-    changed = (item["image"] != plain["image"]).any(axis=0)
-    assert (item["image"][:, changed] == 0).all() and changed.sum() > 0.05 * 192 * 256
+    changed = (item["image"] != plain["image"]).any(axis=-1)
+    assert (item["image"][changed] == 0).all() and changed.sum() > 0.05 * 192 * 256
     assert item["dropped_count"].dtype == np.int64 and item["dropped_count"].shape == (17,)
 
 

@@ -74,6 +74,25 @@ def test_nan_loss_stops_naming_step_epoch_and_batch(tmp_path):
         module.training_step(batch, 7)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_a_loader_batch_view_feeds_the_network_as_a_contiguous_batch(tmp_path, channels_last):
+    """The loaders' (B, 3, H, W) views of (B, H, W, 3) crops give the same outputs as the contiguous batch, in the
+    layout ``paradigm.channels_last`` asks for."""
+    from aidpose.builders import build_codec, build_module
+
+    cfg = compose_config(["debug=fast", f"paradigm.channels_last={str(channels_last).lower()}"], tmp_path)
+    module = build_module(cfg, build_codec(cfg)).eval()
+    w, h = module.codec.input_size
+    crops = torch.randint(0, 256, (2, h, w, 3), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    seen = []
+    module.net.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0]))
+    with torch.no_grad():
+        view, contiguous = module(crops.permute(0, 3, 1, 2)), module(crops.permute(0, 3, 1, 2).contiguous())
+    torch.testing.assert_close(view, contiguous, rtol=0, atol=0)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    assert all(x.is_contiguous(memory_format=layout) and x.dtype == torch.float32 for x in seen)
+
+
 def test_checkpoint_with_pickled_objects_is_refused(tmp_path):
     path = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {}, "payload": Path("/etc")}, path)  # any pickled class instance

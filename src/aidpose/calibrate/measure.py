@@ -65,8 +65,6 @@ class InitialLoss:
 
     def batches(self, dropper: Any) -> list[dict[str, Any]]:
         """The fixed batches as seen through ``dropper`` (None: no dropper)."""
-        from torch.utils.data import default_collate
-
         from aidpose.data.pipeline import SampleKey
 
         dataset = self.make_dataset(dropper)
@@ -75,7 +73,7 @@ class InitialLoss:
             for position, index in enumerate(self.indices)
         ]
         return [
-            default_collate(items[i : i + self.batch_size]) for i in range(0, len(items), self.batch_size)
+            dataset.collate(items[i : i + self.batch_size]) for i in range(0, len(items), self.batch_size)
         ]
 
     def __call__(self, dropper_cfg: dict[str, Any] | None) -> Measurement:

@@ -39,14 +39,15 @@ def encode_udp_heatmaps(
     ``>= size`` or window end (exclusive) ``< 0`` on either axis.
     """
     w, h = heatmap_size
-    size = np.array([w, h])
-    mu = np.asarray(keypoints, dtype=np.float64) / udp_stride(input_size, heatmap_size)
+    # the UDP stride (udp_stride) in Python floats: the same float64 division, without numpy's per-call cost
+    stride = ((input_size[0] - 1) / (w - 1), (input_size[1] - 1) / (h - 1))
+    mu = np.asarray(keypoints, dtype=np.float64) / stride
     radius = 3.0 * sigma
     centre = np.trunc(mu + 0.5)
     lo = np.trunc(centre - radius)[:, :, None]  # first pixel of the window, (K, 2, 1)
     hi = np.trunc(centre + radius + 1)[:, :, None]  # one past its last pixel
     weights = np.asarray(weights, dtype=np.float32)
-    valid = (weights >= 0.5) & (lo[:, :, 0] < size).all(axis=1) & (hi[:, :, 0] >= 0).all(axis=1)
+    valid = (weights >= 0.5) & (lo[:, :, 0] < (w, h)).all(axis=1) & (hi[:, :, 0] >= 0).all(axis=1)
 
     # separable Gaussian: 1-D profiles along x and y on one grid, then their outer product per joint
     grid = np.arange(max(w, h), dtype=np.float64)

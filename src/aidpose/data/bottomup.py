@@ -23,7 +23,7 @@ from aidpose.data.images import ImageReader
 from aidpose.data.keypoints import get_layout
 from aidpose.data.loss_masks import ignore_region, loss_masks
 from aidpose.data.pipeline import SampleDataset, WarpedSample
-from aidpose.geometry.affine import invert_affine
+from aidpose.geometry.affine import item_inverse_affine
 from aidpose.geometry.augment import AugmentationParams, image_region
 
 
@@ -77,7 +77,7 @@ class BottomUpDataset(SampleDataset):
                 ignore, sample.image_size, sample.matrix, self.input_size, self.codec.heatmap_sizes
             ),
             "image_id": np.int64(self.records.image_id[sample.index]),
-            "inv_affine": invert_affine(sample.matrix).astype(np.float32),
+            "inv_affine": item_inverse_affine(sample.matrix),
         }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from aidpose.data.pipeline import SampleDataset, SampleKey, WarpedSample, as_sample_key
+from aidpose.data.pipeline import SampleDataset, SampleKey, WarpedSample, as_sample_key, collate
 
 
 def mixed_lengths(sizes: Sequence[int], ratios: Sequence[float]) -> list[int]:
@@ -83,3 +83,5 @@ class MixedDataset(Dataset):
     def __getitem__(self, key: int | SampleKey) -> dict[str, Any]:
         dataset, part_key = self.part_key(key)
         return dataset[part_key]
+
+    collate = staticmethod(collate)

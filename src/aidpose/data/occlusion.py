@@ -14,7 +14,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from aidpose.aid.transforms import declared_strength
-from aidpose.data.pipeline import KeypointDropper, SampleDataset
+from aidpose.data.pipeline import KeypointDropper, SampleDataset, collate
 
 
 def crop_rng(seed: int, index: int) -> np.random.Generator:
@@ -89,6 +89,8 @@ class OccludedDataset(Dataset):
         item = self.base.item(sample._replace(image=occluded, dropped=dropped.reshape(sample.dropped.shape)))
         item["occluded_frac"] = np.float32(mask.mean())
         return item
+
+    collate = staticmethod(collate)
 
 
 def level_config(

@@ -8,10 +8,12 @@ so the read (``aidpose.data.images.ImageReader``) decodes a JPEG only at the res
 is here too: the per-item random stream (:class:`SampleKey`), the dropper protocol, glibc's malloc tuning and the
 stage timer of ``scripts/bench_pipeline.py``.
 
-Items are dicts of numpy arrays and scalars that batch with the default collate: ``image`` (3, H, W) uint8 RGB
-(the model normalises on the device), every target of ``codec.encode`` under its name, and the dropper's
-statistics ``visible_count`` / ``dropped_count`` (K,): per joint, the visible keypoints (v = 2, inside the
-input) and those among them whose pixel the dropper hid.
+Items are dicts of numpy arrays and scalars: ``image`` (H, W, 3) uint8 RGB, the warp's own output (no copy
+into planes per sample), every target of ``codec.encode`` under its name, and the dropper's statistics
+``visible_count`` / ``dropped_count`` (K,): per joint, the visible keypoints (v = 2, inside the input) and those
+among them whose pixel the dropper hid. :func:`collate` batches them (the loaders' ``collate_fn``): the images
+become the (B, 3, H, W) view of the stacked (B, H, W, 3) pixels, i.e. a channels-last batch that the model
+normalises (and, unless it runs channels-last, lays out) on the device.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from aidpose.codecs.base import KeypointCodec
 from aidpose.data.image_cache import ImageCacheSettings
@@ -39,7 +41,7 @@ from aidpose.data.images import (
     smallest_factor_per_file,
 )
 from aidpose.data.keypoints import get_layout
-from aidpose.geometry.affine import apply_affine, hwc_to_chw, udp_warp_matrix, warp_to_rgb
+from aidpose.geometry.affine import apply_affine, udp_warp_matrix, warp_to_rgb
 from aidpose.geometry.augment import AugmentationParams
 
 
@@ -122,6 +124,14 @@ def tune_malloc(mmap_threshold: int = 16 << 20, trim_threshold: int = 64 << 20) 
     return bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(
         libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold)
     )
+
+
+def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A batch of :class:`SampleDataset` items: the default collate, with the (B, H, W, 3) images as their
+    (B, 3, H, W) view (channels-last strides; nothing is copied)."""
+    batch = default_collate(list(items))
+    batch["image"] = batch["image"].permute(0, 3, 1, 2)
+    return batch
 
 
 def as_sample_key(key: int | SampleKey | tuple[int, ...]) -> SampleKey:
@@ -317,7 +327,7 @@ class SampleDataset(Dataset, ABC):
         timer.lap("target")
         visible = sample.visible
         item = {
-            "image": hwc_to_chw(sample.image),
+            "image": sample.image,
             **targets,
             "visible_count": visible.sum(0, dtype=np.int64),
             "dropped_count": (visible & sample.dropped).sum(0, dtype=np.int64),
@@ -329,3 +339,5 @@ class SampleDataset(Dataset, ABC):
     def __getitem__(self, key: int | SampleKey) -> dict[str, Any]:
         """One item; its random draws come from the generator of ``key`` (see :class:`SampleKey`)."""
         return self.item(self.sample(key))
+
+    collate = staticmethod(collate)

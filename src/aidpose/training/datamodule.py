@@ -117,16 +117,17 @@ class PoseDataModule(pl.LightningDataModule):
             batch_size=self.batch_size,
             sampler=sampler,
             drop_last=True,
+            collate_fn=self.train_dataset.collate,
             **self.loader_kwargs,
         )
 
     def val_dataloader(self) -> DataLoader:
-        # a dataset of whole images of different sizes batches them with its own ``collate`` (a list)
+        # every dataset batches its items with its own ``collate`` (whole images of different sizes: a list)
         return DataLoader(
             self.val_dataset,
             batch_size=self.val_batch_size,
             shuffle=False,
-            collate_fn=getattr(self.val_dataset, "collate", None),
+            collate_fn=self.val_dataset.collate,
             **self.loader_kwargs,
         )
 

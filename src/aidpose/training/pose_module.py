@@ -103,12 +103,11 @@ class PoseModule(pl.LightningModule, ABC):
 
     # ---- forward ---------------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> Any:
-        """uint8 ``(N, 3, H, W)`` RGB images → the head's outputs (a tensor, or a list for a head with several
-        outputs), normalised and laid out exactly as in training and validation."""
-        x = (images.float() - self.mean) / self.std
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.net(x)
+        """uint8 ``(N, 3, H, W)`` RGB images (any strides: the loaders' batches are channels-last views) → the
+        head's outputs (a tensor, or a list for a head with several outputs), laid out (``channels_last``) and
+        normalised exactly as in training and validation."""
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        return self.net((images.contiguous(memory_format=layout).float() - self.mean) / self.std)
 
     # ---- training --------------------------------------------------------------------------
     def training_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
