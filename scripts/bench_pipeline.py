@@ -225,7 +225,9 @@ def loader_samples_per_second(
     dataset: TopDownDataset, samples: int, workers: int, batch_size: int = 32
 ) -> float:
     sampler = RandomSampler(dataset, replacement=True, num_samples=samples)
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=True)
+    loader = DataLoader(
+        dataset, batch_size, sampler=sampler, num_workers=workers, drop_last=True, collate_fn=dataset.collate
+    )
     batches = iter(loader)
     for _ in range(workers):  # worker start-up: each worker's first batch
         next(batches)

@@ -109,6 +109,7 @@ def train_throughput(
         num_workers=workers,
         pin_memory=device.type == "cuda",
         drop_last=True,
+        collate_fn=dataset.collate,
     )
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-4)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")

@@ -66,9 +66,15 @@ def test_pinned_batches_copy_to_the_gpu_without_blocking(coco_mini: Path) -> Non
     codec = UDPHeatmapCodec(input_size=(192, 256), heatmap_size=(48, 64), sigma=2.0)
     dataset = TopDownDataset(coco_mini / "test_coco.json", coco_mini, train=False, codec=codec)
     batch = next(
-        iter(DataLoader(dataset, batch_size=4, num_workers=2, pin_memory=True, persistent_workers=True))
-    )
+        iter(
+            DataLoader(
+                dataset, batch_size=4, num_workers=2, pin_memory=True, persistent_workers=True,
+                collate_fn=dataset.collate,
+            )
+        )
+    )  # fmt: skip
     assert batch["image"].is_pinned() and batch["heatmaps"].is_pinned()
+    assert batch["image"].shape == (4, 3, 256, 192)  # the channels-last view of the crops, pinned
     on_gpu = {k: v.to("cuda", non_blocking=True) for k, v in batch.items()}
     torch.cuda.synchronize()
     for key, value in batch.items():

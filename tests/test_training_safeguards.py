@@ -89,6 +89,8 @@ def test_a_loader_batch_view_feeds_the_network_as_a_contiguous_batch(tmp_path, c
     with torch.no_grad():
         view, contiguous = module(crops.permute(0, 3, 1, 2)), module(crops.permute(0, 3, 1, 2).contiguous())
     torch.testing.assert_close(view, contiguous, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"got shape \(2, 96, 64, 3\).*collate_fn=dataset.collate"):
+        module(crops)  # items stacked without the datasets' collate
     layout = torch.channels_last if channels_last else torch.contiguous_format
     assert all(x.is_contiguous(memory_format=layout) and x.dtype == torch.float32 for x in seen)
 

@@ -106,6 +106,11 @@ class PoseModule(pl.LightningModule, ABC):
         """uint8 ``(N, 3, H, W)`` RGB images (any strides: the loaders' batches are channels-last views) → the
         head's outputs (a tensor, or a list for a head with several outputs), laid out (``channels_last``) and
         normalised exactly as in training and validation."""
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(
+                f"the network takes (N, 3, H, W) RGB images, got shape {tuple(images.shape)}: batch the dataset's "
+                "(H, W, 3) items with DataLoader(..., collate_fn=dataset.collate)"
+            )
         layout = torch.channels_last if self.channels_last else torch.contiguous_format
         return self.net((images.contiguous(memory_format=layout).float() - self.mean) / self.std)
 
