@@ -8,10 +8,13 @@ the image size (a ``ceil(size / r)`` image; the last row or column holds the enc
 :func:`reduced_image_matrix` folds that into the warp. The UDP rule ``(size - 1) / (size' - 1)`` would misplace
 the reduced image by up to ``(r - 1) / 2`` pixels; tests/test_images.py measures both on the fixture photos.
 
-Decoder: OpenCV. simplejpeg and PyTurboJPEG (the same libjpeg-turbo) decode these photos to identical pixels
-at the same speed at 1/2-1/8; simplejpeg is ~1.16× faster at full size but ignores EXIF orientation (OpenCV
-applies it, as the full-resolution path always did) and needs a second decoder for CMYK and non-JPEG files,
-and PyTurboJPEG needs a system libjpeg-turbo 3: neither wins clearly enough for a dependency.
+Decoder: OpenCV. simplejpeg and PyTurboJPEG (the same libjpeg-turbo) decode these photos to identical pixels.
+simplejpeg looks 1.1-1.5× faster at full size in a bare process, but that is OpenCV's fresh ``mmap`` of each
+~1 MB image: in a process that ran ``tune_malloc`` (every dataset's) the two decode the fixture photos at the
+same speed (0.93-1.14×, median 1.04, 2026-12-04) and simplejpeg is only faster on small images (1.3× on
+SynthPose's 256² JPEGs, whose decode is not what limits a run). It would also need OpenCV beside it for EXIF
+orientation (OpenCV turns the image upright), CMYK and non-JPEG files, and PyTurboJPEG a system libjpeg-turbo 3:
+neither earns a dependency.
 """
 
 from __future__ import annotations
