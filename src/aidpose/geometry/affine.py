@@ -109,7 +109,7 @@ def warp_to_rgb(image_bgr: np.ndarray, matrix: np.ndarray, output_size: tuple[in
     crop = cv2.warpAffine(
         image_bgr, matrix, output_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
     )
-    return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB, dst=crop)  # in place: no second crop-sized buffer
 
 
 def hwc_to_chw(image: np.ndarray) -> np.ndarray:
