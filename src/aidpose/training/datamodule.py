@@ -117,17 +117,18 @@ class PoseDataModule(pl.LightningDataModule):
             batch_size=self.batch_size,
             sampler=sampler,
             drop_last=True,
-            collate_fn=self.train_dataset.collate,
+            collate_fn=getattr(self.train_dataset, "collate", None),
             **self.loader_kwargs,
         )
 
     def val_dataloader(self) -> DataLoader:
-        # every dataset batches its items with its own ``collate`` (whole images of different sizes: a list)
+        # a dataset batches its items with its own ``collate`` (the sample pipeline's: the images' channels-last
+        # view; whole images of different sizes: a list); a dataset without one, with the default collate
         return DataLoader(
             self.val_dataset,
             batch_size=self.val_batch_size,
             shuffle=False,
-            collate_fn=self.val_dataset.collate,
+            collate_fn=getattr(self.val_dataset, "collate", None),
             **self.loader_kwargs,
         )
 
