@@ -19,8 +19,10 @@ from aidpose.geometry.affine import apply_affine, invert_affine
 
 
 def udp_stride(input_size: Sequence[int], heatmap_size: Sequence[int]) -> np.ndarray:
-    """Input pixels per heatmap pixel (x, y) under UDP: ``(input - 1) / (heatmap - 1)``."""
-    return (np.asarray(input_size, dtype=np.float64) - 1) / (np.asarray(heatmap_size, dtype=np.float64) - 1)
+    """Input pixels per heatmap pixel (x, y) under UDP: ``(input - 1) / (heatmap - 1)``, float64 (computed in
+    Python floats, the same division with one numpy call: the training targets ask for it per sample)."""
+    (iw, ih), (w, h) = input_size, heatmap_size
+    return np.array([(iw - 1) / (w - 1), (ih - 1) / (h - 1)], dtype=np.float64)
 
 
 def encode_udp_heatmaps(
@@ -39,9 +41,7 @@ def encode_udp_heatmaps(
     ``>= size`` or window end (exclusive) ``< 0`` on either axis.
     """
     w, h = heatmap_size
-    # the UDP stride (udp_stride) in Python floats: the same float64 division, without numpy's per-call cost
-    stride = ((input_size[0] - 1) / (w - 1), (input_size[1] - 1) / (h - 1))
-    mu = np.asarray(keypoints, dtype=np.float64) / stride
+    mu = np.asarray(keypoints, dtype=np.float64) / udp_stride(input_size, heatmap_size)
     radius = 3.0 * sigma
     centre = np.trunc(mu + 0.5)
     lo = np.trunc(centre - radius)[:, :, None]  # first pixel of the window, (K, 2, 1)
